@@ -1,0 +1,3 @@
+from tenderwatch.cli import main
+
+main()

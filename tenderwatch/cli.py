@@ -1,0 +1,201 @@
+"""The ``tenderwatch`` command line (typer).
+
+Each capability area adds its sub-app here; commands stay thin and call into the package.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from enum import StrEnum
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tenderwatch.config import get_settings
+from tenderwatch.crawl import RunSummary
+
+app = typer.Typer(
+    help="Big Science calls for tender for small high-tech companies.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+tenders_app = typer.Typer(help="Stored tenders.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(tenders_app, name="tenders")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _upgrade() -> None:
+    from tenderwatch.storage.db import upgrade
+
+    upgrade(get_settings().effective_database_url)
+
+
+def _report(summaries: list[RunSummary]) -> int:
+    """Print one line per source; exit status 1 when any crawl failed."""
+    failed = 0
+    for summary in summaries:
+        counts = (
+            f"new {summary.new}, changed {summary.changed}, unchanged {summary.unchanged}, "
+            f"dropped {summary.dropped}"
+        )
+        if summary.ok:
+            out.print(f"[green]{summary.source}[/]: {summary.status} — {counts}", highlight=False)
+        else:
+            failed += 1
+            out.print(f"[red]{summary.source}[/]: FAILED — {summary.error} ({counts})", highlight=False)
+        for reason, count in sorted(summary.drop_reasons.items()):
+            out.print(f"    dropped {count}: {reason}", highlight=False)
+    return 1 if failed else 0
+
+
+@app.command()
+def crawl(
+    sources: list[str] = typer.Argument(..., help="Source names (see `tenderwatch sources`)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Scrapy logs with tracebacks."),
+) -> None:
+    """Crawl sources once now; exit status is non-zero when a crawl failed."""
+    from tenderwatch.crawl import UnknownSourceError, run_crawls
+
+    try:
+        summaries = run_crawls(sources, verbose=verbose)
+    except UnknownSourceError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    raise typer.Exit(_report(summaries))
+
+
+@app.command()
+def run() -> None:
+    """The main job: crawl every enabled source once and report."""
+    from tenderwatch.crawl import enabled_sources, run_crawls
+
+    names = enabled_sources()
+    out.print(f"crawling {', '.join(names)} into {_safe_db_url()}", highlight=False)
+    raise typer.Exit(_report(run_crawls(names)))
+
+
+@app.command()
+def sources() -> None:
+    """Every implemented source with its last run."""
+    from tenderwatch.crawl import available_sources
+    from tenderwatch.storage.db import session_scope
+    from tenderwatch.storage.runs import last_runs
+
+    _upgrade()
+    with session_scope() as session:
+        latest = last_runs(session)
+    table = Table("source", "last run", "status", "new", "changed", "error")
+    for name in available_sources():
+        run = latest.get(name)
+        if run is None:
+            table.add_row(name, "never", "", "", "", "")
+            continue
+        table.add_row(
+            name,
+            run.started_at.strftime("%Y-%m-%d %H:%M UTC"),
+            run.status,
+            str(run.items_new),
+            str(run.items_changed),
+            run.error or "",
+        )
+    out.print(table)
+
+
+@tenders_app.command("list")
+def tenders_list(
+    source: list[str] = typer.Option([], "--source", "-s", help="Only these sources (repeatable)."),
+    open_only: bool = typer.Option(False, "--open", help="Only planned calls and calls still open."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f"),
+    limit: int = typer.Option(0, help="At most this many (0 = all)."),
+) -> None:
+    """List stored tenders, soonest deadline first."""
+    from tenderwatch.export import CSV_COLUMNS, csv_row, deadline_text, tender_record
+    from tenderwatch.storage.db import session_scope
+    from tenderwatch.storage.tenders import list_tenders
+
+    _upgrade()
+    with session_scope() as session:
+        rows = list_tenders(session, sources=source, open_only=open_only, limit=limit or None)
+    if fmt is Format.jsonl:
+        for tender in rows:
+            sys.stdout.write(json.dumps(tender_record(tender), ensure_ascii=False) + "\n")
+        return
+    if fmt is Format.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        writer.writerows(csv_row(tender) for tender in rows)
+        return
+    table = Table("source", "reference", "title", "status", "deadline")
+    for tender in rows:
+        table.add_row(
+            tender.source,
+            tender.reference or "",
+            tender.title[:80],
+            tender.status,
+            deadline_text(tender) or "",
+        )
+    out.print(table)
+
+
+@tenders_app.command("show")
+def tenders_show(ref: str = typer.Argument(..., help="Public reference, source:source_id or id.")) -> None:
+    """Everything stored about one tender, with its change history."""
+    from tenderwatch.export import tender_record
+    from tenderwatch.storage.db import session_scope
+    from tenderwatch.storage.tenders import find_tenders, versions_of
+
+    _upgrade()
+    with session_scope() as session:
+        found = find_tenders(session, ref)
+        if not found:
+            err.print(f"[red]no tender with reference {ref!r}[/]", highlight=False)
+            raise typer.Exit(1)
+        for tender in found:
+            record = tender_record(tender)
+            out.print(f"[bold]{tender.title}[/]", highlight=False)
+            for key, value in record.items():
+                if key != "title" and value not in (None, [], {}):
+                    out.print(f"  {key}: {value}", highlight=False)
+            if tender.why:
+                out.print(f"  why: {json.dumps(tender.why, ensure_ascii=False)}", highlight=False)
+            if tender.description:
+                out.print(f"  description: {tender.description[:1000]}", highlight=False)
+            assert tender.id is not None
+            for version in versions_of(session, tender.id):
+                out.print(
+                    f"  version {version.version} at {version.changed_at:%Y-%m-%d %H:%M} UTC:",
+                    highlight=False,
+                )
+                for name, (old, new) in version.diff.items():
+                    out.print(f"    {name}: {old!r} → {new!r}", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    _upgrade()
+    out.print(f"database at {_safe_db_url()} is up to date", highlight=False)
+
+
+def _safe_db_url() -> str:
+    """The database URL without its password (never print secrets)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(get_settings().effective_database_url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    app()

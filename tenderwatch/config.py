@@ -1,0 +1,121 @@
+"""The one typed settings object: every ``TENDERWATCH_*`` environment variable is read here and nowhere else.
+
+Per-source origin overrides (``TENDERWATCH_ESA_URL=http://127.0.0.1:8801``) are not fixed fields because
+sources are open-ended (spiders, feeds); :meth:`Settings.source_origin` reads them from the environment
+through the same settings object so that tests, demos and benchmarks can point any spider at a local server.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_list(value: object) -> object:
+    """Accept ``a,b`` or a JSON list from the environment (operators type commas)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; field ``foo`` is set by ``TENDERWATCH_FOO``."""
+
+    model_config = SettingsConfigDict(env_prefix="TENDERWATCH_", env_file=".env", extra="ignore")
+
+    # --- storage -------------------------------------------------------------------------------
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""  # empty → sqlite:///<data_dir>/tenderwatch.db
+    upsert_batch_size: int = 200
+
+    # --- crawling ------------------------------------------------------------------------------
+    user_agent: str = (
+        "tenderwatch/0.1 (+https://github.com/tenderwatch/tenderwatch; procurement alerts for SMEs)"
+    )
+    contact_url: str = "https://github.com/tenderwatch/tenderwatch"
+    download_delay: float = 1.0  # seconds between requests to one portal; must stay > 0 (Scrapy ≥2.14 bug)
+    concurrent_requests_per_domain: int = 2
+    obey_robots_txt: bool = True
+    crawl_timeout_seconds: int = 1800  # a crawl subprocess is killed after this
+    chromium_path: str = "/usr/bin/chromium"
+    log_level: str = "WARNING"
+    log_json: bool | None = None  # None → JSON when stderr is not a terminal
+
+    # --- drift alarm ---------------------------------------------------------------------------
+    drift_min_validity: float = 0.8  # share of items with each required field; below → "layout changed?"
+
+    # --- sources ---------------------------------------------------------------------------------
+    sources: CommaList = Field(default_factory=list)  # empty → every implemented source
+    disabled_sources: CommaList = Field(default_factory=list)
+    ted_buyers: CommaList = Field(
+        default_factory=lambda: [
+            "Fusion for Energy",
+            "European Spallation Source",
+            "European X-Ray Free-Electron Laser",
+            "European XFEL",
+            "European Synchrotron Radiation Facility",
+            "European Molecular Biology Laboratory",
+            "Facility for Antiproton and Ion Research",
+            "Institut Laue-Langevin",
+            "Extreme Light Infrastructure",
+            "ELI ERIC",
+        ]
+    )
+    ted_lookback_days: int = 14
+
+    # --- scheduler -----------------------------------------------------------------------------
+    crawl_interval_seconds: int = 7200
+    crawl_jitter_seconds: int = 600
+    dispatch_interval_seconds: int = 60
+    source_failure_threshold: int = 3
+    operator_urls: CommaList = Field(default_factory=list)  # apprise URLs; secrets
+
+    # --- alerts --------------------------------------------------------------------------------
+    smtp_url: SecretStr | None = None  # smtp://user:pass@host:587 or smtps://…
+    mail_from: str = "tenderwatch <alerts@tenderwatch.invalid>"
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr = SecretStr("change-me-in-production")
+    max_attempts: int = 8
+    reminder_days: list[int] = Field(default_factory=lambda: [7, 1])
+
+    # --- web -----------------------------------------------------------------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+
+    _split = field_validator("sources", "disabled_sources", "ted_buyers", "operator_urls", mode="before")(
+        _split_list
+    )
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tenderwatch.db').as_posix()}"
+
+    @staticmethod
+    def source_origin(source: str) -> str | None:
+        """Origin override for one source (``TENDERWATCH_<SOURCE>_URL``), without trailing slash."""
+        key = f"TENDERWATCH_{source.upper().replace('-', '_')}_URL"
+        value = os.environ.get(key, "").strip()
+        return value.rstrip("/") or None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing the env."""
+    return Settings()

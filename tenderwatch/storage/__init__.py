@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, engine/session, upsert with change log, Alembic migrations."""

@@ -1,0 +1,6 @@
+"""Imports every table module so that ``SQLModel.metadata`` is complete (Alembic, tests, create_all).
+
+Each capability that adds tables adds its module here.
+"""
+
+from tenderwatch.storage import models  # noqa: F401

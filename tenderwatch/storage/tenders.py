@@ -1,0 +1,264 @@
+"""Upsert of tender items with a field-level change log, and the read queries the CLI uses.
+
+Semantics (one transaction per batch):
+- new ``(source, source_id)`` → insert, version 1, a ``new`` event;
+- changed content hash → update, a ``tender_version`` row with the diff, a ``changed`` event (``cancelled``
+  when the status became cancelled);
+- unchanged → nothing is written at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, tuple_
+from sqlmodel import Session, col, select
+
+from tenderwatch.dates import now_utc, utc
+from tenderwatch.items import Status, TenderItem
+from tenderwatch.storage.models import EventKind, Tender, TenderEvent, TenderVersion
+
+#: Fields whose change is a real change of the call (a version, an event). Classification is derived data.
+TRACKED_FIELDS: tuple[str, ...] = (
+    "reference",
+    "title",
+    "description",
+    "buyer",
+    "notice_type",
+    "status",
+    "published_at",
+    "opens_at",
+    "deadline_at",
+    "deadline_date",
+    "value_min",
+    "value_max",
+    "currency",
+    "cpv",
+    "countries",
+    "url",
+    "documents",
+    "language",
+    "tags",
+    "procedure_id",
+)
+
+
+@dataclass
+class UpsertResult:
+    """Counts of one batch plus the ids of the events it created (for matching right after the crawl)."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    event_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: UpsertResult) -> None:
+        self.new += other.new
+        self.changed += other.changed
+        self.unchanged += other.unchanged
+        self.event_ids.extend(other.event_ids)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def item_to_columns(item: TenderItem) -> dict[str, Any]:
+    """Map the spider contract onto tender columns (UTC instants, date-only deadlines as dates)."""
+    deadline_date = item.deadline_at.date() if item.deadline_at and item.deadline_date_only else None
+    return {
+        "source": item.source,
+        "source_id": item.source_id,
+        "reference": item.reference,
+        "title": item.title,
+        "description": item.description,
+        "buyer": item.buyer,
+        "notice_type": item.notice_type,
+        "status": item.status.value,
+        "published_at": utc(item.published_at) if item.published_at else None,
+        "opens_at": utc(item.opens_at) if item.opens_at else None,
+        "deadline_at": utc(item.deadline_at) if item.deadline_at else None,
+        "deadline_date": deadline_date,
+        "value_min": item.value_min,
+        "value_max": item.value_max,
+        "currency": item.currency,
+        "cpv": list(item.cpv),
+        "countries": list(item.countries),
+        "url": item.url,
+        "documents": [doc.model_dump() for doc in item.documents],
+        "language": item.language,
+        "tags": list(item.tags),
+        "procedure_id": item.procedure_id,
+        "raw": item.raw,
+    }
+
+
+def content_hash(columns: dict[str, Any]) -> str:
+    """Stable hash over the tracked fields: equal hash ⇔ nothing a subscriber cares about changed."""
+    payload = {name: _jsonable(columns.get(name)) for name in TRACKED_FIELDS}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def diff_columns(tender: Tender, columns: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{field: [old, new]}`` over tracked fields, JSON-safe."""
+    changes: dict[str, list[Any]] = {}
+    for name in TRACKED_FIELDS:
+        old, new = _jsonable(getattr(tender, name)), _jsonable(columns.get(name))
+        if old != new:
+            changes[name] = [old, new]
+    return changes
+
+
+def _existing(session: Session, items: Sequence[TenderItem]) -> dict[tuple[str, str], Tender]:
+    keys = list({(item.source, item.source_id) for item in items})
+    if not keys:
+        return {}
+    rows = session.exec(select(Tender).where(tuple_(col(Tender.source), col(Tender.source_id)).in_(keys)))
+    return {(row.source, row.source_id): row for row in rows}
+
+
+def _next_version(session: Session, tender_id: int) -> int:
+    current = session.exec(
+        select(func.max(TenderVersion.version)).where(TenderVersion.tender_id == tender_id)
+    ).one()
+    return (current or 1) + 1
+
+
+def upsert_batch(
+    session: Session,
+    items: Sequence[tuple[TenderItem, dict[str, Any]]],
+    *,
+    crawl_run_id: int | None = None,
+) -> UpsertResult:
+    """Upsert ``(item, extra_columns)`` pairs in the caller's transaction.
+
+    ``extra_columns`` carries derived data the pipeline computed (classification); it is written with a
+    new or changed tender but never by itself makes a tender "changed".
+    """
+    result = UpsertResult()
+    existing = _existing(session, [item for item, _ in items])
+    pending_events: list[TenderEvent] = []
+    now = now_utc()
+    for item, extra in items:
+        columns = item_to_columns(item)
+        digest = content_hash(columns)
+        tender = existing.get((item.source, item.source_id))
+        if tender is None:
+            tender = Tender(**columns, **extra, content_hash=digest, first_seen_at=now, last_changed_at=now)
+            session.add(tender)
+            existing[(item.source, item.source_id)] = tender
+            session.flush()
+            assert tender.id is not None
+            pending_events.append(
+                TenderEvent(
+                    tender_id=tender.id,
+                    kind=EventKind.NEW,
+                    version=1,
+                    crawl_run_id=crawl_run_id,
+                    created_at=now,
+                )
+            )
+            result.new += 1
+            continue
+        if tender.content_hash == digest:
+            result.unchanged += 1
+            continue
+        changes = diff_columns(tender, columns)
+        for name, value in {**columns, **extra}.items():
+            setattr(tender, name, value)
+        tender.content_hash = digest
+        tender.last_changed_at = now
+        assert tender.id is not None
+        version = _next_version(session, tender.id)
+        session.add(
+            TenderVersion(
+                tender_id=tender.id, version=version, diff=changes, crawl_run_id=crawl_run_id, changed_at=now
+            )
+        )
+        kind = (
+            EventKind.CANCELLED
+            if changes.get("status", [None, None])[1] == Status.CANCELLED
+            else EventKind.CHANGED
+        )
+        pending_events.append(
+            TenderEvent(
+                tender_id=tender.id,
+                kind=kind,
+                version=version,
+                diff=changes,
+                crawl_run_id=crawl_run_id,
+                created_at=now,
+            )
+        )
+        session.flush()
+        result.changed += 1
+    session.add_all(pending_events)
+    session.flush()
+    result.event_ids.extend(event.id for event in pending_events if event.id is not None)
+    return result
+
+
+# --- queries ---------------------------------------------------------------------------------------
+
+
+def list_tenders(
+    session: Session,
+    *,
+    sources: Iterable[str] | None = None,
+    open_only: bool = False,
+    now: datetime | None = None,
+    limit: int | None = None,
+) -> list[Tender]:
+    """Tenders newest-deadline-last; ``open_only`` keeps planned calls and active ones not yet past."""
+    query = select(Tender)
+    source_list = list(sources or [])
+    if source_list:
+        query = query.where(col(Tender.source).in_(source_list))
+    if open_only:
+        moment = now or now_utc()
+        query = query.where(col(Tender.status).in_([Status.PLANNED.value, Status.ACTIVE.value])).where(
+            or_(
+                col(Tender.deadline_at).is_(None), col(Tender.deadline_at) >= moment.replace(hour=0, minute=0)
+            )
+        )
+    query = query.order_by(col(Tender.deadline_at).is_(None), col(Tender.deadline_at), col(Tender.id))
+    if limit:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def find_tenders(session: Session, ref: str) -> list[Tender]:
+    """Look a tender up by public reference, by ``source:source_id`` or by numeric id."""
+    if ":" in ref:
+        source, _, source_id = ref.partition(":")
+        found = session.exec(
+            select(Tender).where(Tender.source == source, Tender.source_id == source_id)
+        ).all()
+        if found:
+            return list(found)
+    rows = list(
+        session.exec(select(Tender).where(or_(col(Tender.reference) == ref, col(Tender.source_id) == ref)))
+    )
+    if not rows and ref.isdigit():
+        tender = session.get(Tender, int(ref))
+        rows = [tender] if tender else []
+    return rows
+
+
+def versions_of(session: Session, tender_id: int) -> list[TenderVersion]:
+    return list(
+        session.exec(
+            select(TenderVersion)
+            .where(TenderVersion.tender_id == tender_id)
+            .order_by(col(TenderVersion.version))
+        )
+    )
