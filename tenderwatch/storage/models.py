@@ -135,3 +135,23 @@ class CrawlRun(SQLModel, table=True):
     field_validity: dict[str, float] = _json(factory=dict)
     stats: dict[str, Any] = _json(factory=dict)
     error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class SourceState(SQLModel, table=True):
+    """Per-source operating state: enabled flag, health counters and the open incident, if any.
+
+    An incident (``failing`` or ``drift``) is opened once when a source crosses the failure threshold and
+    closed once on recovery, so operators hear about it once per incident, not once per run.
+    """
+
+    __tablename__ = "source_state"
+
+    source: str = Field(sa_column=Column(String(64), primary_key=True))
+    enabled: bool = True
+    consecutive_failures: int = 0
+    last_run_id: int | None = Field(default=None, foreign_key="crawl_run.id")
+    last_success_at: datetime | None = _when()
+    last_failure_at: datetime | None = _when()
+    incident: str | None = Field(default=None, sa_column=Column(String(32)))  # None | failing | drift
+    incident_opened_at: datetime | None = _when()
+    updated_at: datetime = Field(default_factory=now_utc, sa_column=Column(UTCDateTime(), nullable=False))
