@@ -27,8 +27,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(tenders_app, name="tenders")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class Format(StrEnum):

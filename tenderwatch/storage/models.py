@@ -154,4 +154,5 @@ class SourceState(SQLModel, table=True):
     last_failure_at: datetime | None = _when()
     incident: str | None = Field(default=None, sa_column=Column(String(32)))  # None | failing | drift
     incident_opened_at: datetime | None = _when()
+    crawl_requested_at: datetime | None = _when()  # "crawl now" from the web admin; the scheduler honours it
     updated_at: datetime = Field(default_factory=now_utc, sa_column=Column(UTCDateTime(), nullable=False))

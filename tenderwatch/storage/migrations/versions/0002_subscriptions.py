@@ -53,6 +53,7 @@ def upgrade() -> None:
     sa.Column('last_failure_at', tenderwatch.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('incident', sa.String(length=32), nullable=True),
     sa.Column('incident_opened_at', tenderwatch.storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('crawl_requested_at', tenderwatch.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', tenderwatch.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['last_run_id'], ['crawl_run.id'], ),
     sa.PrimaryKeyConstraint('source')

@@ -1,0 +1,1 @@
+"""Alerting: matching events to subscription profiles, the outbox, and delivery through apprise."""
