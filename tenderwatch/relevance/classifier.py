@@ -64,7 +64,7 @@ def collect_evidence(
 ) -> list[Evidence]:
     """Every distinct contribution once: text terms (title-boosted), CPV prefixes, buyer terms."""
     found: dict[str, Evidence] = {}
-    _terms(tax, description or "", 1.0, found)
+    _terms(tax, description or "", tax.description_factor, found)
     _terms(tax, title, tax.title_boost, found)  # a title match replaces the same term's description match
     for code in cpv:
         rule = tax.cpv_rule(str(code))
@@ -83,13 +83,22 @@ def _terms(tax: Taxonomy, text: str, factor: float, found: dict[str, Evidence]) 
 
 
 def _matches(tax: Taxonomy, text: str, factor: float) -> list[tuple[int, tuple[str, tuple[float, ...]]]]:
-    """``(term index, (matched text, scaled weights))`` for each distinct term found in ``text``."""
-    hits: dict[int, tuple[str, tuple[float, ...]]] = {}
+    """``(term index, (matched text, scaled weights))`` for each distinct term found in ``text``.
+
+    A term repeated in the text weighs more (``repeat_bonus`` per extra occurrence, up to ``repeat_cap``
+    times its weight): a call about lasers says "laser" many times, a passing mention says it once.
+    """
+    first: dict[int, str] = {}
+    counts: dict[int, int] = {}
     for match in tax.matcher.finditer(normalise(text)):
         index = tax.group_terms[(match.lastindex or 1) - 1]
-        if index not in hits:
-            hits[index] = (match.group(0), tuple(w * factor for w in tax.terms[index].weights))
-    return list(hits.items())
+        first.setdefault(index, match.group(0))
+        counts[index] = counts.get(index, 0) + 1
+    hits = []
+    for index, surface in first.items():
+        scale = factor * min(1.0 + tax.repeat_bonus * (counts[index] - 1), tax.repeat_cap)
+        hits.append((index, (surface, tuple(w * scale for w in tax.terms[index].weights))))
+    return hits
 
 
 def decide(tax: Taxonomy, evidence: list[Evidence]) -> Classification:

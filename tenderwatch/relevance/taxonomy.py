@@ -49,6 +49,9 @@ class Taxonomy:
     scale: float
     title_boost: float
     buyer_factor: float
+    description_factor: float
+    repeat_bonus: float
+    repeat_cap: float
     terms: tuple[Term, ...]
     cpv: dict[str, CpvRule]
     matcher: re.Pattern[str]
@@ -132,6 +135,9 @@ def compile_taxonomy(data: dict[str, Any]) -> Taxonomy:
             "scale": float(data["scale"]),
             "title_boost": float(data["title_boost"]),
             "buyer_factor": float(data["buyer_factor"]),
+            "description_factor": float(data.get("description_factor", 1.0)),
+            "repeat_bonus": float(data.get("repeat_bonus", 0.0)),
+            "repeat_cap": float(data.get("repeat_cap", 1.0)),
         }
     except (KeyError, TypeError, IndexError) as exc:
         raise TaxonomyError(f"malformed taxonomy: {exc!r}") from exc
