@@ -158,7 +158,9 @@ def _team_samples() -> Iterator[tuple[tuple[str, str], Sample]]:
     for line in data.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
-            sample = Sample(row["title"], row.get("description"), tuple(row.get("cpv") or ()), row.get("buyer"))
+            sample = Sample(
+                row["title"], row.get("description"), tuple(row.get("cpv") or ()), row.get("buyer")
+            )
             yield ("team", str(row["id"])), sample
 
 

@@ -69,15 +69,19 @@ class Taxonomy:
 
 
 def normalise(text: str) -> str:
-    """Lower case, accents stripped, non-alphanumerics folded to single spaces, padded with spaces."""
+    """Lower case with accents stripped (é→e, ą→a, ö→o); punctuation stays, the matcher skips it."""
     text = text.lower()
     if not text.isascii():
         text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return " " + _NON_ALNUM.sub(" ", text).strip() + " "
+    return text
+
+
+def _words(pattern: str) -> list[str]:
+    return _NON_ALNUM.sub(" ", normalise(pattern)).split()
 
 
 def _atoms(pattern: str) -> list[str]:
-    words = normalise(pattern.replace("*", "STEMWILDCARD")).split()
+    words = _words(pattern.replace("*", "STEMWILDCARD"))
     if not words:
         raise TaxonomyError(f"empty pattern {pattern!r}")
     atoms: list[str] = []
@@ -106,11 +110,15 @@ def _trie_regex(patterns: list[list[str]]) -> tuple[str, tuple[int, ...]]:
 
 
 def _emit(node: dict[str, Any], order: list[int]) -> str:
-    """Longer continuations first, then the stem wildcard, then "the pattern ends here"."""
-    branches = [
-        re.escape(atom) + _emit(node[atom], order)
-        for atom in sorted(key for key in node if key not in (_END, _WILD))
-    ]
+    """Longer continuations first, then the stem wildcard, then "the pattern ends here".
+
+    Groups are numbered by their position in the source, so ``order`` is appended in emission order.
+    """
+    branches = []
+    if " " in node:  # between words of a phrase: any run of spaces and punctuation ("x-ray", "x ray")
+        branches.append("[^a-z0-9]+" + _emit(node[" "], order))
+    for atom in sorted(key for key in node if key not in (_END, _WILD, " ")):
+        branches.append(re.escape(atom) + _emit(node[atom], order))
     if _WILD in node:
         branches.append("[a-z0-9]*" + _emit(node[_WILD], order))
     if _END in node:
@@ -129,7 +137,7 @@ def compile_taxonomy(data: dict[str, Any]) -> Taxonomy:
             str(prefix): CpvRule(str(prefix), _weights(prefix, rule[:2]), str(rule[2]))
             for prefix, rule in data["cpv"].items()
         }
-        taxonomy_args = {
+        taxonomy_args: dict[str, Any] = {
             "version": str(data["version"]),
             "threshold": float(data["threshold"]),
             "scale": float(data["scale"]),
@@ -174,4 +182,5 @@ def _weights(name: Any, values: Any) -> tuple[float, ...]:
 def default_taxonomy() -> Taxonomy:
     """The packaged taxonomy, compiled once per process."""
     text = resources.files("tenderwatch.relevance").joinpath("taxonomy.yaml").read_text(encoding="utf-8")
-    return compile_taxonomy(yaml.safe_load(text))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: 10x faster start
+    return compile_taxonomy(yaml.load(text, Loader=loader))
