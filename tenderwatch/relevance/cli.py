@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import typer
 from rich.console import Console
@@ -50,26 +50,33 @@ def parse_request(line: str) -> dict[str, Any]:
     return {"title": title, "description": description, "cpv": cpv or [], "buyer": buyer}
 
 
-def answer(line: str) -> dict[str, Any]:
-    """The output object for one input line."""
+def answer(line: bytes | str) -> dict[str, Any]:
+    """The output object for one input line (bytes are decoded as UTF-8, strictly)."""
     try:
-        request = parse_request(line)
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+    except UnicodeDecodeError as exc:
+        return {"error": f"invalid UTF-8 at byte {exc.start}"}
+    try:
+        request = parse_request(text.rstrip("\r\n"))
     except RequestError as exc:
         return {"error": str(exc)}
     result = classify(**request)
     return {"categories": result.categories, "scores": result.scores, "why": result.why}
 
 
-def classify_stream(lines: Iterable[str], output: TextIO) -> tuple[int, int]:
-    """Answer every line in order; returns ``(classified, errors)``."""
+def classify_stream(lines: Iterable[bytes], output: BinaryIO) -> tuple[int, int]:
+    """Answer every line in order, UTF-8 out, flushed per line; returns ``(classified, errors)``.
+
+    Works on bytes so that one badly encoded line is one error line, not the end of the run.
+    """
     classified = errors = 0
     for line in lines:
-        reply = answer(line.rstrip("\r\n"))
+        reply = answer(line)
         if "error" in reply:
             errors += 1
         else:
             classified += 1
-        output.write(json.dumps(reply, ensure_ascii=False) + "\n")
+        output.write(json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n")
         output.flush()
     return classified, errors
 
@@ -92,7 +99,7 @@ def classify_command(
         raise typer.Exit(_evaluate(evaluate, fixtures))
     if rescore:
         raise typer.Exit(_rescore(batch_size))
-    classify_stream(sys.stdin, sys.stdout)
+    classify_stream(sys.stdin.buffer, sys.stdout.buffer)
 
 
 def _rescore(batch_size: int) -> int:

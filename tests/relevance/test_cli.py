@@ -26,21 +26,24 @@ LINES = [
     '{"title": "Vacuum chamber", "cpv": "45000000"}',
     '{"title": "Vakuumkammern", "description": 7}',
     '{"title": "Cryostat and superconducting magnet", "description": "Cold tests", "cpv": []}',
+    '{"title": "BADBYTES laser"}',
+    '{"title": "Lazerinės sistemos ir veidrodžių pirkimas"}',
 ]
 
 
 def _replies(lines: list[str]) -> list[dict]:
+    raw = "\n".join(lines).encode() + b"\n"
+    raw = raw.replace(b"BADBYTES", b"\xff\xfe")  # a line that is not UTF-8 at all
     result = subprocess.run(
         [sys.executable, "-m", "tenderwatch", "classify"],
-        input="\n".join(lines) + "\n",
+        input=raw,
         capture_output=True,
-        text=True,
         timeout=60,
         cwd=str(REPO),
         check=False,
     )
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0, result.stderr.decode()
+    return [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
 
 
 def test_one_reply_per_line_in_order_and_bad_lines_do_not_stop_the_run() -> None:
@@ -58,17 +61,20 @@ def test_one_reply_per_line_in_order_and_bad_lines_do_not_stop_the_run() -> None
     assert replies[6] == {"error": "cpv: must be a list of strings or null"}
     assert replies[7] == {"error": "description: must be a string or null"}
     assert replies[8]["categories"] == ["engineering"]
+    assert replies[9] == {"error": "invalid UTF-8 at byte 11"}
+    assert replies[10]["categories"] == ["laser_photonics"]
+    assert replies[10]["why"]["laser_photonics"][0] == "term 'lazerines'"
 
 
 def test_stream_flushes_each_reply_and_counts() -> None:
-    class Recorder(io.StringIO):
+    class Recorder(io.BytesIO):
         flushes = 0
 
         def flush(self) -> None:
             self.flushes += 1
 
     output = Recorder()
-    assert classify_stream(iter(["{}\n", '{"title": "Laser"}\n']), output) == (1, 1)
+    assert classify_stream(iter([b"{}\n", b'{"title": "Laser"}\r\n']), output) == (1, 1)
     assert output.flushes == 2
     assert [json.loads(line).get("error") is None for line in output.getvalue().splitlines()] == [False, True]
 
