@@ -27,6 +27,11 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(tenders_app, name="tenders")
 app.add_typer(db_app, name="db")
 
+# relevance issue: `tenderwatch classify` (JSON lines in/out, --evaluate LABELS.csv, --rescore)
+from tenderwatch.relevance.cli import classify_command  # noqa: E402
+
+app.command("classify")(classify_command)
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
