@@ -111,13 +111,19 @@ def title_core(title: str) -> str:
 
 
 def title_score(a: str, b: str) -> float:
-    """0-100 similarity of two titles; subset matching only when the shorter title says enough."""
+    """0-100 similarity of two titles, word order ignored.
+
+    A title that is a subset of the other ("Laser system for the ODIN beamline" / "ODIN beamline laser
+    system") scores high, but not 100 unless the words are the same: the token-set score (subset = 100) is
+    averaged with the token-sort score (which counts the extra words), and only used when the shorter
+    title has at least three words — "Works" says nothing.
+    """
     left, right = normalise_text(title_core(a)), normalise_text(title_core(b))
     if not left or not right:
         return 0.0
     score = fuzz.token_sort_ratio(left, right)
     if min(len(left.split()), len(right.split())) >= 3:
-        score = max(score, fuzz.token_set_ratio(left, right))
+        score = max(score, (score + fuzz.token_set_ratio(left, right)) / 2)
     return float(score)
 
 
