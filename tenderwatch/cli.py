@@ -194,6 +194,9 @@ def _print_call(session: Any, tender: Any) -> None:
     """Every source record and link of the logical call this record belongs to, and why."""
     from tenderwatch.storage import calls
 
+    folded = calls.notices_of(session, tender.id)
+    if folded:
+        out.print(f"  notices: {', '.join(folded)} (change notices folded into this call)", highlight=False)
     call = calls.members(session, calls.root_id(tender))
     if len(call) > 1:
         out.print(f"  call: {len(call)} source records (canonical id {call[0].id})", highlight=False)

@@ -96,8 +96,23 @@ def resolve_same_call(session: Session, item: TenderItem) -> Tender | None:
     return None
 
 
+def amended_ids(session: Session, tender_ids: Sequence[int | None]) -> set[int]:
+    """Which of these calls have notices folded into them (one query per batch, not per item)."""
+    ids = [i for i in tender_ids if i is not None]
+    if not ids:
+        return set()
+    rows = session.exec(select(TenderNotice.tender_id).where(col(TenderNotice.tender_id).in_(ids)).distinct())
+    return set(rows)
+
+
 def _notice_rows(session: Session, tender_id: int) -> list[TenderNotice]:
     return list(session.exec(select(TenderNotice).where(TenderNotice.tender_id == tender_id)))
+
+
+def notices_of(session: Session, tender_id: int) -> list[str]:
+    """Notice ids folded into this call, oldest first (empty when it never had a change notice)."""
+    rows = _notice_rows(session, tender_id)
+    return [r.notice_id for r in sorted(rows, key=lambda r: _order(r.published_at, r.notice_id))]
 
 
 def _order(published_at: datetime | None, notice_id: str) -> tuple[datetime, str]:

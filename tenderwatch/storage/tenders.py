@@ -171,6 +171,7 @@ def upsert_batch(
     """
     result = UpsertResult()
     existing = _existing(session, [item for item, _ in items])
+    amended = calls.amended_ids(session, [tender.id for tender in existing.values()])
     pending_events: list[TenderEvent] = []
     now = now_utc()
     threshold = get_settings().merge_title_threshold
@@ -204,9 +205,11 @@ def upsert_batch(
             )
             continue
         existing[key] = tender
-        stale = calls.is_stale(session, tender, item, folded=folded)
+        assert tender.id is not None
+        stale = (folded or tender.id in amended) and calls.is_stale(session, tender, item, folded=folded)
         if folded:
             calls.fold_notice(session, tender, item)
+            amended.add(tender.id)
         if stale or tender.content_hash == digest:
             result.unchanged += 1
             continue

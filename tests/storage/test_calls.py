@@ -202,6 +202,10 @@ def test_cli_show_lists_every_source_and_split_detaches(tw_env, engine: Engine) 
     assert "f4e:call-2021-tb23 https://industryportal.f4e.europa.eu/f4e-calls/call-2021-tb23" in shown.stdout
     assert "ted:700101-2026 https://ted.europa.eu/en/notice/700101-2026/html" in shown.stdout
     assert "merged" in shown.stdout and "by reference" in shown.stdout
+    _upsert(engine, _ted_items("700205-2026"))
+    shown = runner.invoke(app, ["tenders", "show", "ted:700101-2026"])
+    assert "notices: 700101-2026, 700205-2026" in shown.stdout
+    assert "deadline_date: '2026-10-15' → '2026-10-29'" in shown.stdout
     split = runner.invoke(app, ["tenders", "split", str(ted.id)])
     assert split.exit_code == 0, split.output
     assert "is now a call of its own" in split.stdout
