@@ -141,20 +141,26 @@ def _close_deadlines(a: date | None, b: date | None) -> bool:
     return a is not None and b is not None and abs((a - b).days) <= DEADLINE_TOLERANCE_DAYS
 
 
-def best_match(record: CallFacts, candidates: Sequence[CallFacts], *, threshold: float) -> Match | None:
-    """The candidate (from another source) that is the same call as ``record``, or None."""
+def ranked_matches(record: CallFacts, candidates: Sequence[CallFacts], *, threshold: float) -> list[Match]:
+    """Every candidate (from another source) that passes a rule, strongest first."""
     others = [c for c in candidates if c.source != record.source and c.id != record.id]
     refs = _references(record)
+    found: list[Match] = []
     for candidate in others:
         if refs & _references(candidate) and _buyers_compatible(record, candidate):
-            return Match(candidate.id, "reference", 100.0)
-    best: Match | None = None
-    for candidate in others:
+            found.append(Match(candidate.id, "reference", 100.0))
+            continue
         if not (record.buyer and candidate.buyer and same_buyer(record.buyer, candidate.buyer)):
             continue
         if not _close_deadlines(record.deadline, candidate.deadline):
             continue
         score = title_score(record.title, candidate.title)
-        if score >= threshold and (best is None or score > best.confidence):
-            best = Match(candidate.id, "title", round(score, 1))
-    return best
+        if score >= threshold:
+            found.append(Match(candidate.id, "title", round(score, 1)))
+    return sorted(found, key=lambda m: (m.method != "reference", -m.confidence, m.target_id))
+
+
+def best_match(record: CallFacts, candidates: Sequence[CallFacts], *, threshold: float) -> Match | None:
+    """The candidate (from another source) that is the same call as ``record``, or None."""
+    ranked = ranked_matches(record, candidates, threshold=threshold)
+    return ranked[0] if ranked else None

@@ -9,6 +9,7 @@ from tenderwatch.matching import (
     best_match,
     normalise_reference,
     organisation,
+    ranked_matches,
     same_buyer,
     title_core,
     title_score,
@@ -101,3 +102,14 @@ def test_best_title_candidate_is_chosen() -> None:
     strong = _facts(2, "xfel", "Supply of femtosecond laser system", buyer="European XFEL", deadline=day)
     match = best_match(record, [weak, strong], threshold=80)
     assert match is not None and match.target_id == 2
+
+
+def test_reference_outranks_title_and_ranking_is_complete() -> None:
+    day = date(2026, 10, 1)
+    record = _facts(
+        9, "ted", "Supply of cryogenic valves", reference="ESS-0042", buyer="ESS ERIC", deadline=day
+    )
+    by_title = _facts(1, "ess", "Supply of cryogenic valves", buyer="ESS ERIC", deadline=day)
+    by_ref = _facts(2, "ess", "Cryo valves (lot 2)", reference="ess 0042", buyer="ESS ERIC")
+    ranked = ranked_matches(record, [by_title, by_ref], threshold=88)
+    assert [(m.target_id, m.method) for m in ranked] == [(2, "reference"), (1, "title")]

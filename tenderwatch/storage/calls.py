@@ -21,7 +21,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from tenderwatch.dates import now_utc, utc
 from tenderwatch.items import TenderItem
-from tenderwatch.matching import CallFacts, Match, best_match, normalise_reference
+from tenderwatch.matching import CallFacts, Match, normalise_reference, ranked_matches
 from tenderwatch.storage.models import EventKind, Tender, TenderEvent
 from tenderwatch.storage.types import UTCDateTime
 
@@ -232,26 +232,21 @@ def _split_partners(session: Session, tender_id: int) -> set[int]:
 def find_same_call(session: Session, tender: Tender, *, threshold: float) -> Match | None:
     """The canonical record of another source's call that ``tender`` belongs to, if the rules say so.
 
-    A call holds at most one record per source, and pairs an operator split are never merged again.
+    A call holds at most one record per source, and pairs an operator split are never merged again; these
+    are checked only for the few candidates the pure rules accept, strongest first.
     """
+    candidates = {c.id: c for c in _candidates(session, tender)}
+    ranked = ranked_matches(facts(tender), [facts(c) for c in candidates.values()], threshold=threshold)
+    if not ranked:
+        return None
     refused = _split_partners(session, tender.id or 0)
-    roots: dict[int, list[Tender]] = {}
-    for candidate in _candidates(session, tender):
-        roots.setdefault(root_id(candidate), []).append(candidate)
-    allowed: list[CallFacts] = []
-    for root, found in roots.items():
+    for match in ranked:
+        root = root_id(candidates[match.target_id])
         call = members(session, root)
         if any(m.source == tender.source for m in call) or refused & {m.id for m in call}:
             continue
-        allowed.extend(facts(c) for c in found)
-    if not allowed:
-        return None
-    match = best_match(facts(tender), allowed, threshold=threshold)
-    if match is None:
-        return None
-    target = session.get(Tender, match.target_id)
-    assert target is not None
-    return Match(root_id(target), match.method, match.confidence)
+        return Match(root, match.method, match.confidence)
+    return None
 
 
 def attach(session: Session, tender: Tender, root: int, *, method: str, confidence: float | None) -> None:
