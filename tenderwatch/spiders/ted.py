@@ -175,11 +175,12 @@ class TedSpider(TenderSpider):
             self.fail(f"TED search timed out after {received} notices: the answer is partial")
         notices: list[Any] = page["notices"]
         for notice in notices:
-            item = self.to_item(notice) if isinstance(notice, dict) else None
-            if item is None:
-                self.crawler.stats.inc_value("tenderwatch/dropped/not a notice")
+            if not isinstance(notice, dict):
+                self.crawler.stats.inc_value("tenderwatch/dropped/not an object")
                 continue
-            yield item
+            item = self.to_item(notice)
+            if item is not None:
+                yield item
         following = self._next_request(page, body, received + len(notices))
         if following is not None:
             yield following
@@ -214,16 +215,18 @@ class TedSpider(TenderSpider):
     # --- mapping ---------------------------------------------------------------------------------
 
     def to_item(self, notice: dict[str, Any]) -> dict[str, Any] | None:
-        """Map one TED notice (real v3 shape, see module docstring) to a tender dict; None = no number."""
+        """Map one TED notice (real v3 shape, see module docstring) to a tender dict; None = seen already.
+
+        A notice without a publication number is still yielded: validation drops it with a counted reason.
+        """
         number = _first(notice.get("publication-number"))
-        if not number:
-            return None
         if number in self.seen:
             self.crawler.stats.inc_value("tenderwatch/ted/repeated_notice")
             return None
-        self.seen.add(number)
+        if number:
+            self.seen.add(number)
         notice_uuid = _first(notice.get("notice-identifier"))
-        if notice_uuid:  # a change notice may reuse the UUID: the first (original) number wins
+        if notice_uuid and number:  # a change notice may reuse the UUID: the first (original) number wins
             self.notice_numbers.setdefault(notice_uuid, number)
         notice_type = _first(notice.get("notice-type"))
         languages = [str(code).lower() for code in _as_list(notice.get("official-language"))]
@@ -249,7 +252,7 @@ class TedSpider(TenderSpider):
             "currency": _first(notice.get("estimated-value-cur-proc")) if value_max is not None else None,
             "cpv": [str(code) for code in _as_list(notice.get("classification-cpv"))],
             "countries": [str(code) for code in _as_list(notice.get("buyer-country"))],
-            "url": _link(notice.get("links"), number),
+            "url": _link(notice.get("links"), number) if number else None,
             "language": languages[0] if languages else None,
             "tags": _tags(notice_type),
             "procedure_id": _first(notice.get("procedure-identifier")),

@@ -164,7 +164,8 @@ def test_repeated_notice_in_one_crawl_is_yielded_once() -> None:
     spider = _spider()
     assert spider.to_item(_notice("700101-2026")) is not None
     assert spider.to_item(_notice("700101-2026")) is None
-    assert spider.to_item({"notice-type": "cn-standard"}) is None  # no publication number
+    unnumbered = spider.to_item({"notice-type": "cn-standard", "notice-title": {"eng": "x"}})
+    assert unnumbered is not None and unnumbered["source_id"] is None  # validation drops it, counted
 
 
 # --- iteration and error handling ------------------------------------------------------------------
