@@ -9,6 +9,7 @@ import csv
 import json
 import sys
 from enum import StrEnum
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -179,6 +180,7 @@ def tenders_show(ref: str = typer.Argument(..., help="Public reference, source:s
             if tender.description:
                 out.print(f"  description: {tender.description[:1000]}", highlight=False)
             assert tender.id is not None
+            _print_call(session, tender)
             for version in versions_of(session, tender.id):
                 out.print(
                     f"  version {version.version} at {version.changed_at:%Y-%m-%d %H:%M} UTC:",
@@ -186,6 +188,68 @@ def tenders_show(ref: str = typer.Argument(..., help="Public reference, source:s
                 )
                 for name, (old, new) in version.diff.items():
                     out.print(f"    {name}: {old!r} → {new!r}", highlight=False)
+
+
+def _print_call(session: Any, tender: Any) -> None:
+    """Every source record and link of the logical call this record belongs to, and why."""
+    from tenderwatch.storage import calls
+
+    folded = calls.notices_of(session, tender.id)
+    if folded:
+        out.print(f"  notices: {', '.join(folded)} (change notices folded into this call)", highlight=False)
+    call = calls.members(session, calls.root_id(tender))
+    if len(call) > 1:
+        out.print(f"  call: {len(call)} source records (canonical id {call[0].id})", highlight=False)
+        for member in call:
+            mark = "*" if member.id == tender.id else "-"
+            out.print(
+                f"    {mark} [{member.id}] {member.source}:{member.source_id} {member.url or ''}",
+                highlight=False,
+            )
+    for decision in calls.decisions(session, [m.id for m in call if m.id is not None]):
+        score = f" ({decision.confidence:.0f})" if decision.confidence is not None else ""
+        out.print(
+            f"  {decision.decision} {decision.tender_id} ↔ {decision.other_id} by {decision.method}{score}"
+            f" at {decision.created_at:%Y-%m-%d %H:%M} UTC",
+            highlight=False,
+        )
+
+
+@tenders_app.command("split")
+def tenders_split(
+    tender_id: int = typer.Argument(..., help="Id of the record to detach from its call."),
+) -> None:
+    """Detach a wrongly merged record: it becomes a call of its own and is never merged back by itself."""
+    from tenderwatch.storage import calls
+    from tenderwatch.storage.db import session_scope
+
+    _upgrade()
+    try:
+        with session_scope() as session:
+            tender = calls.split(session, tender_id)
+            out.print(f"tender {tender_id} ({tender.source}:{tender.source_id}) is now a call of its own")
+    except calls.LinkError as exc:
+        err.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@tenders_app.command("merge")
+def tenders_merge(
+    tender_id: int = typer.Argument(..., help="Id of the record to attach."),
+    into: int = typer.Argument(..., help="Id of any record of the call it belongs to."),
+) -> None:
+    """Attach a record the matcher missed to another source's call (one alert per call)."""
+    from tenderwatch.storage import calls
+    from tenderwatch.storage.db import session_scope
+
+    _upgrade()
+    try:
+        with session_scope() as session:
+            tender = calls.merge(session, tender_id, into)
+            out.print(f"tender {tender_id} joined the call of tender {tender.canonical_id}")
+    except calls.LinkError as exc:
+        err.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @db_app.command("upgrade")

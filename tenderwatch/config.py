@@ -77,6 +77,31 @@ class Settings(BaseSettings):
     )
     ted_lookback_days: int = 14
 
+    # --- TED Search API and cross-portal calls (issue #3) ----------------------------------------
+    # eForms notice types asked for: prior information (planning), calls (competition) and change
+    # notices ("corr", so corrigenda update the calls they change). Result notices are not calls.
+    ted_notice_types: CommaList = Field(
+        default_factory=lambda: [
+            "pin-only",
+            "pin-rtl",
+            "pin-tran",
+            "pin-cfc-standard",
+            "pin-cfc-social",
+            "qu-sy",
+            "cn-standard",
+            "cn-social",
+            "cn-desg",
+            "subco",
+            "corr",
+        ]
+    )
+    ted_scope: str = "ALL"  # ALL | ACTIVE | LATEST; the look-back window already bounds the result
+    ted_page_size: int = 250  # TED's maximum; lowered automatically so limit × fields ≤ 10,000
+    ted_max_retries: int = 5  # HTTP 429 answers retried per page before the run fails
+    ted_backoff_seconds: float = 5.0  # first wait after a 429 without Retry-After; doubles each time
+    ted_max_wait_seconds: float = 300.0  # cap on one wait (a huge Retry-After must not stall the service)
+    merge_title_threshold: float = 88.0  # rapidfuzz score (0-100) for the title + deadline + buyer rule
+
     # --- scheduler -----------------------------------------------------------------------------
     crawl_interval_seconds: int = 7200
     crawl_jitter_seconds: int = 600
@@ -96,9 +121,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 8000
 
-    _split = field_validator("sources", "disabled_sources", "ted_buyers", "operator_urls", mode="before")(
-        _split_list
-    )
+    _split = field_validator(
+        "sources", "disabled_sources", "ted_buyers", "ted_notice_types", "operator_urls", mode="before"
+    )(_split_list)
 
     @property
     def effective_database_url(self) -> str:

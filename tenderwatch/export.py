@@ -58,6 +58,7 @@ def tender_record(tender: Tender) -> dict[str, Any]:
         "tags": list(tender.tags),
         "categories": list(tender.categories),
         "scores": dict(tender.scores),
+        "canonical_id": tender.canonical_id,  # set when this record belongs to another record's call
         "first_seen_at": iso(tender.first_seen_at),
         "last_changed_at": iso(tender.last_changed_at),
     }

@@ -120,3 +120,4 @@ class StorePipeline:
         stats.set_value("tenderwatch/items_new", self.totals.new)
         stats.set_value("tenderwatch/items_changed", self.totals.changed)
         stats.set_value("tenderwatch/items_unchanged", self.totals.unchanged)
+        stats.set_value("tenderwatch/items_merged", self.totals.merged)  # joined another source's call

@@ -15,7 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# ``../shared`` next to the checkout; helpers' worktrees (``/work/wt/<name>``) find it one level higher
+SHARED = next(
+    (p / "shared" for p in (REPO.parent, REPO.parent.parent) if (p / "shared").is_dir()),
+    REPO.parent / "shared",
+)
 SHARED_FIXTURES = SHARED / "fixtures"
 
 

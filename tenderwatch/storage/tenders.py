@@ -5,6 +5,11 @@ Semantics (one transaction per batch):
 - changed content hash → update, a ``tender_version`` row with the diff, a ``changed`` event (``cancelled``
   when the status became cancelled);
 - unchanged → nothing is written at all.
+
+Calls that outlive one notice (see :mod:`tenderwatch.storage.calls`): a new notice that changes a stored
+call of its source (``amends``/``procedure_id``) updates that call instead of creating one, and a new record
+that is the same call as another source's record joins that call (``canonical_id``) without a second
+``new`` event — alerts are per call, not per portal.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from typing import Any
 from sqlalchemy import func, or_, tuple_
 from sqlmodel import Session, col, select
 
+from tenderwatch.config import get_settings
 from tenderwatch.dates import now_utc, utc
 from tenderwatch.items import Status, TenderItem
+from tenderwatch.storage import calls
 from tenderwatch.storage.models import EventKind, Tender, TenderEvent, TenderVersion
 
 #: Fields whose change is a real change of the call (a version, an event). Classification is derived data.
@@ -48,19 +55,30 @@ TRACKED_FIELDS: tuple[str, ...] = (
 )
 
 
+#: Columns that identify a stored record; a change notice folded into a call never overwrites them.
+IDENTITY_COLUMNS = frozenset({"source", "source_id"})
+#: A change in these may make a standalone record recognisable as another portal's call.
+MATCH_FIELDS = frozenset({"reference", "procedure_id", "title", "buyer", "deadline_at", "deadline_date"})
+
+
 @dataclass
 class UpsertResult:
-    """Counts of one batch plus the ids of the events it created (for matching right after the crawl)."""
+    """Counts of one batch plus the ids of the events it created (for matching right after the crawl).
+
+    ``merged`` counts new records that joined another source's call (they are also in ``new``).
+    """
 
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    merged: int = 0
     event_ids: list[int] = field(default_factory=list)
 
     def add(self, other: UpsertResult) -> None:
         self.new += other.new
         self.changed += other.changed
         self.unchanged += other.unchanged
+        self.merged += other.merged
         self.event_ids.extend(other.event_ids)
 
 
@@ -119,11 +137,18 @@ def diff_columns(tender: Tender, columns: dict[str, Any]) -> dict[str, list[Any]
 
 
 def _existing(session: Session, items: Sequence[TenderItem]) -> dict[tuple[str, str], Tender]:
+    """Stored tenders by ``(source, source_id)``, including notices already folded into another call."""
     keys = list({(item.source, item.source_id) for item in items})
     if not keys:
         return {}
     rows = session.exec(select(Tender).where(tuple_(col(Tender.source), col(Tender.source_id)).in_(keys)))
-    return {(row.source, row.source_id): row for row in rows}
+    found = {(row.source, row.source_id): row for row in rows}
+    aliases = calls.notice_aliases(session, [key for key in keys if key not in found])
+    for key, tender_id in aliases.items():
+        tender = session.get(Tender, tender_id)
+        if tender is not None:
+            found[key] = tender
+    return found
 
 
 def _next_version(session: Session, tender_id: int) -> int:
@@ -146,18 +171,29 @@ def upsert_batch(
     """
     result = UpsertResult()
     existing = _existing(session, [item for item, _ in items])
+    amended = calls.amended_ids(session, [tender.id for tender in existing.values()])
     pending_events: list[TenderEvent] = []
     now = now_utc()
+    threshold = get_settings().merge_title_threshold
     for item, extra in items:
         columns = item_to_columns(item)
         digest = content_hash(columns)
-        tender = existing.get((item.source, item.source_id))
+        key = (item.source, item.source_id)
+        tender = existing.get(key)
+        folded = tender is not None and tender.source_id != item.source_id
+        if tender is None:
+            tender = calls.resolve_same_call(session, item)
+            folded = tender is not None
         if tender is None:
             tender = Tender(**columns, **extra, content_hash=digest, first_seen_at=now, last_changed_at=now)
             session.add(tender)
-            existing[(item.source, item.source_id)] = tender
+            existing[key] = tender
             session.flush()
             assert tender.id is not None
+            result.new += 1
+            if calls.link_record(session, tender, threshold=threshold) is not None:
+                result.merged += 1  # already alerted as the other portal's record: no second "new"
+                continue
             pending_events.append(
                 TenderEvent(
                     tender_id=tender.id,
@@ -167,14 +203,20 @@ def upsert_batch(
                     created_at=now,
                 )
             )
-            result.new += 1
             continue
-        if tender.content_hash == digest:
+        existing[key] = tender
+        assert tender.id is not None
+        stale = (folded or tender.id in amended) and calls.is_stale(session, tender, item, folded=folded)
+        if folded:
+            calls.fold_notice(session, tender, item)
+            amended.add(tender.id)
+        if stale or tender.content_hash == digest:
             result.unchanged += 1
             continue
         changes = diff_columns(tender, columns)
         for name, value in {**columns, **extra}.items():
-            setattr(tender, name, value)
+            if name not in IDENTITY_COLUMNS:  # a change notice keeps the call's own identity
+                setattr(tender, name, value)
         tender.content_hash = digest
         tender.last_changed_at = now
         assert tender.id is not None
@@ -201,6 +243,9 @@ def upsert_batch(
         )
         session.flush()
         result.changed += 1
+        rematch = MATCH_FIELDS & changes.keys()
+        if rematch and calls.link_record(session, tender, threshold=threshold) is not None:
+            result.merged += 1
     session.add_all(pending_events)
     session.flush()
     result.event_ids.extend(event.id for event in pending_events if event.id is not None)
