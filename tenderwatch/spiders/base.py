@@ -16,8 +16,12 @@ from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from tenderwatch.items import REQUIRED_FOR_VALIDITY
+
 FAILED_PREFIX = "failed: "
 ERROR_STAT = "tenderwatch/error"
+#: a problem that did not stop the run (e.g. a malformed feed whose entries were recovered): run is partial
+WARNING_STAT = "tenderwatch/warning"
 
 
 class SourceError(Exception):
@@ -37,6 +41,8 @@ class TenderSpider(scrapy.Spider):
     allow_empty: ClassVar[bool] = False
     #: human name of the organisation, used as buyer when the portal does not say
     organisation: ClassVar[str] = ""
+    #: fields whose validity below ``TENDERWATCH_DRIFT_MIN_VALIDITY`` trips the drift alarm for this source
+    required_fields: ClassVar[tuple[str, ...]] = REQUIRED_FOR_VALIDITY
 
     def url(self, path: str) -> str:
         """Absolute URL on the real site for ``path`` (a path with query string)."""
@@ -47,6 +53,12 @@ class TenderSpider(scrapy.Spider):
         if self.crawler.stats.get_value(ERROR_STAT) is None:
             self.crawler.stats.set_value(ERROR_STAT, message)
         raise CloseSpider(FAILED_PREFIX + message)
+
+    def warn(self, message: str) -> None:
+        """Record a problem that leaves the run usable: it ends partial, with ``message`` as its error."""
+        if self.crawler.stats.get_value(WARNING_STAT) is None:
+            self.crawler.stats.set_value(WARNING_STAT, message)
+        self.logger.warning(message)
 
     def on_error(self, failure: Failure) -> NoReturn:
         """Errback for every request: a download error fails the run with a readable reason."""
