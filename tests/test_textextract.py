@@ -23,7 +23,10 @@ CPH = "Europe/Copenhagen"
         ("Scadenza: 12 marzo 2027 ore 12:00", datetime(2027, 3, 12, 11, tzinfo=UTC)),
         ("Tilbudsfrist: 12. marts 2027 kl. 12.00", datetime(2027, 3, 12, 11, tzinfo=UTC)),
         ("Pasiūlymų pateikimo terminas: 2027 m. kovo 12 d. 10:00", datetime(2027, 3, 12, 9, tzinfo=UTC)),
-        ("Tenders must be submitted by 12:00 noon CET on 12 March 2027.", datetime(2027, 3, 12, 11, tzinfo=UTC)),
+        (
+            "Tenders must be submitted by 12:00 noon CET on 12 March 2027.",
+            datetime(2027, 3, 12, 11, tzinfo=UTC),
+        ),
         ("Submission by March 12, 2027 5 p.m.", datetime(2027, 3, 12, 16, tzinfo=UTC)),
         ("Deadline 2027-03-12T10:30", datetime(2027, 3, 12, 9, 30, tzinfo=UTC)),
         ("Closing date\n12/03/2027 12:00", datetime(2027, 3, 12, 11, tzinfo=UTC)),

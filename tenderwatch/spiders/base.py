@@ -58,7 +58,7 @@ class TenderSpider(scrapy.Spider):
         """Record a problem that leaves the run usable: it ends partial, with ``message`` as its error."""
         if self.crawler.stats.get_value(WARNING_STAT) is None:
             self.crawler.stats.set_value(WARNING_STAT, message)
-        self.logger.warning(message)
+        self.logger.info(message)
 
     def on_error(self, failure: Failure) -> NoReturn:
         """Errback for every request: a download error fails the run with a readable reason."""

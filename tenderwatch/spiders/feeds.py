@@ -213,16 +213,16 @@ class FeedSpider(TenderSpider):
             "description": description or None,
             "buyer": self.feed_organisation,
             "status": Status.ACTIVE,
-            "published_at": _when(entry.get("published_parsed") or entry.get("updated_parsed")),
+            "published_at": _when(_own(entry, "published_parsed") or _own(entry, "updated_parsed")),
             "deadline_at": deadline.at if deadline else None,
             "deadline_date_only": deadline.date_only if deadline else False,
             "url": link,
             "language": language,
             "tags": [tag.get("term") or tag.get("label") or "" for tag in entry.get("tags") or []],
             "raw": {
-                key: str(entry.get(key))
+                key: str(_own(entry, key))
                 for key in ("id", "link", "published", "updated", "author")
-                if entry.get(key)
+                if _own(entry, key)
             },
         }
 
@@ -239,6 +239,11 @@ class FeedSpider(TenderSpider):
 def validators_from_stats(stats: dict[str, Any]) -> dict[str, str | None]:
     """The ETag / Last-Modified a run's answer carried (only the keys it set), for the runner to save."""
     return {key: stats[STAT + key] or None for key in ("etag", "last_modified") if STAT + key in stats}
+
+
+def _own(entry: Any, key: str) -> Any:
+    """A key the entry really has (feedparser's ``get`` maps ``updated`` to ``published``, deprecated)."""
+    return dict.get(entry, key)
 
 
 def _header(response: Response, name: bytes) -> str:
