@@ -206,3 +206,38 @@ def test_unknown_feed_source_is_refused_like_any_unknown_source(tw_env) -> None:
 
     with pytest.raises(UnknownSourceError, match="feed:nobody"):
         check_sources(["feed:nobody"])
+
+
+def test_feed_source_names_map_to_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tenderwatch.config import Settings
+
+    monkeypatch.setenv("TENDERWATCH_FEED_ILO_DK_URL", "http://127.0.0.1:8999/")
+    assert Settings.source_origin("feed:ilo-dk") == "http://127.0.0.1:8999"
+    monkeypatch.setenv("TENDERWATCH_ESA_URL", "http://127.0.0.1:8998")
+    assert Settings.source_origin("esa") == "http://127.0.0.1:8998"  # spiders unchanged
+
+
+def test_no_feed_table_means_no_feeds(tmp_path: Path) -> None:
+    """Listing sources must work on a database that has not been migrated to the feed table yet."""
+    from tenderwatch.storage.db import get_engine
+    from tenderwatch.storage.feeds import list_feeds
+
+    engine = get_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    with Session(engine) as session:
+        assert list_feeds(session) == []
+    engine.dispose()
+
+
+def test_tenders_show_finds_feed_entries_by_source_and_id(tw_env, engine: Engine) -> None:
+    from tenderwatch.items import TenderItem
+    from tenderwatch.storage.tenders import upsert_batch
+
+    item = TenderItem(
+        source="feed:bss", source_id="tag:bss.example.se,2027:upphandling-17", title="ITER mirror"
+    )
+    with Session(engine) as session:
+        upsert_batch(session, [(item, {})])
+        session.commit()
+    result = runner.invoke(app, ["tenders", "show", "feed:bss:tag:bss.example.se,2027:upphandling-17"])
+    assert result.exit_code == 0, result.output
+    assert "ITER mirror" in result.output
