@@ -232,7 +232,7 @@ def feeds_add(
 @feeds_app.command("list")
 def feeds_list() -> None:
     """Every followed feed with its last run."""
-    from tenderwatch.spiders.feeds import public_url
+    from tenderwatch.feedreader import public_url
     from tenderwatch.storage.db import session_scope
     from tenderwatch.storage.feeds import list_feeds
     from tenderwatch.storage.runs import last_runs

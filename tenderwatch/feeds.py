@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from tenderwatch.config import get_settings
-from tenderwatch.spiders.feeds import ACCEPT, FeedReading, public_url, read_feed
+from tenderwatch.feedreader import ACCEPT, FeedReading, public_url, read_feed
 from tenderwatch.storage.db import session_scope
 from tenderwatch.storage.feeds import Feed, FeedNameError, add_feed, source_name
 

@@ -60,10 +60,14 @@ class TenderSpider(scrapy.Spider):
             self.crawler.stats.set_value(WARNING_STAT, message)
         self.logger.info(message)
 
+    def shown_url(self, url: str) -> str:
+        """How a URL appears in run errors (sources whose URLs may hold tokens shorten it)."""
+        return url
+
     def on_error(self, failure: Failure) -> NoReturn:
         """Errback for every request: a download error fails the run with a readable reason."""
         request = getattr(failure, "request", None)
-        where = request.url if request is not None else "?"
+        where = self.shown_url(request.url) if request is not None else "?"
         response = getattr(failure.value, "response", None)
         if response is not None:
             reason = f"HTTP {response.status} from {where}"

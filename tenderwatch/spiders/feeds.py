@@ -21,110 +21,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import feedparser
-import lxml.html
 import scrapy
-from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
-from lxml import etree
 from scrapy.http import Response
 
+from tenderwatch.feedreader import ACCEPT, public_url, read_feed
 from tenderwatch.items import Status, field_validity
 from tenderwatch.spiders.base import TenderSpider
 from tenderwatch.textextract import extract_deadline, extract_reference, html_to_text
 
 STAT = "tenderwatch/feed/"
-ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.8, "
-    "text/xml;q=0.8, */*;q=0.1"
-)
-#: feedparser "problems" that do not affect what was read (a charset or media type that disagrees)
-_HARMLESS = (CharacterEncodingOverride, NonXMLContentType)
 _MAX_ID = 255
-
-
-@dataclass
-class FeedReading:
-    """A parsed feed body and the verdict on it: ``fatal`` refuses it, ``warning`` keeps its entries."""
-
-    parsed: Any
-    fatal: str | None = None
-    warning: str | None = None
-
-    @property
-    def entries(self) -> list[Any]:
-        return list(self.parsed.get("entries", []))
-
-    @property
-    def title(self) -> str:
-        return str(self.parsed.get("feed", {}).get("title") or "")
-
-    @property
-    def version(self) -> str:
-        return str(self.parsed.get("version") or "")
-
-
-def read_feed(body: bytes, url: str, content_type: str = "") -> FeedReading:
-    """Parse a feed body and judge it (shared by the spider and ``feeds add``, so both say the same)."""
-    where = public_url(url)
-    headers = {"content-location": url}
-    if content_type:
-        headers["content-type"] = content_type
-    parsed = feedparser.parse(body, response_headers=headers)
-    reading = FeedReading(parsed)
-    problem = _problem(parsed.get("bozo_exception")) if parsed.get("bozo") else None
-    if not body.strip():
-        reading.fatal = f"{where} answered with an empty body, not a feed"
-    elif not reading.version and not reading.entries:
-        if _looks_like_html(body, content_type):
-            title = _html_title(body)
-            shown = f" titled {title!r}" if title else ""
-            reading.fatal = (
-                f"{where} answers an HTML page{shown}, not an RSS or Atom feed (has the feed moved?)"
-            )
-        else:
-            reading.fatal = f"{where} is not an RSS or Atom feed" + (f": {problem}" if problem else "")
-    elif problem and not reading.entries:
-        reading.fatal = f"malformed feed at {where}, no entry could be read: {problem}"
-    elif problem:
-        reading.warning = f"malformed feed at {where}, {len(reading.entries)} entries recovered: {problem}"
-    return reading
-
-
-def public_url(url: str) -> str:
-    """The URL without credentials or query string (private feeds may carry tokens there)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _problem(exc: Any) -> str | None:
-    """Readable parse error, or None for the harmless ones."""
-    if exc is None or isinstance(exc, _HARMLESS):
-        return None
-    if hasattr(exc, "getLineNumber"):  # xml.sax.SAXParseException
-        return f"{exc.getMessage()} at line {exc.getLineNumber()}, column {exc.getColumnNumber()}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _looks_like_html(body: bytes, content_type: str) -> bool:
-    if "html" in content_type.lower():
-        return True
-    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
-
-
-def _html_title(body: bytes) -> str:
-    try:
-        title = lxml.html.fromstring(body).findtext(".//title")
-    except (etree.ParserError, ValueError):
-        return ""
-    return " ".join((title or "").split())[:80]
+MAX_DATE_HEADER = 64  # width of feed.last_modified
 
 
 class FeedSpider(TenderSpider):
@@ -164,6 +74,9 @@ class FeedSpider(TenderSpider):
             meta={"handle_httpstatus_list": [304]},
             dont_filter=True,
         )
+
+    def shown_url(self, url: str) -> str:
+        return public_url(url)  # a private feed's token must not reach run errors
 
     def parse_feed(self, response: Response) -> Iterator[dict[str, Any]]:
         stats = self.crawler.stats
@@ -238,7 +151,10 @@ class FeedSpider(TenderSpider):
 
 def validators_from_stats(stats: dict[str, Any]) -> dict[str, str | None]:
     """The ETag / Last-Modified a run's answer carried (only the keys it set), for the runner to save."""
-    return {key: stats[STAT + key] or None for key in ("etag", "last_modified") if STAT + key in stats}
+    found = {key: stats[STAT + key] or None for key in ("etag", "last_modified") if STAT + key in stats}
+    if len(found.get("last_modified") or "") > MAX_DATE_HEADER:
+        found["last_modified"] = None  # not an HTTP date (29 characters): do not send it back
+    return found
 
 
 def _own(entry: Any, key: str) -> Any:

@@ -13,8 +13,9 @@ from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
 
 from tenderwatch.extensions import judge
+from tenderwatch.feedreader import read_feed
 from tenderwatch.spiders.base import ERROR_STAT, WARNING_STAT
-from tenderwatch.spiders.feeds import FeedSpider, read_feed, validators_from_stats
+from tenderwatch.spiders.feeds import FeedSpider, validators_from_stats
 from tenderwatch.storage.models import RunStatus
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
@@ -232,3 +233,35 @@ def test_feeds_are_not_judged_on_reference_and_deadline() -> None:
     feed_verdict = judge("finished", stats, allow_empty=True, min_validity=0.8, required=("title",))
     assert portal_verdict[0] is RunStatus.FAILED and "reference" in (portal_verdict[1] or "")
     assert feed_verdict == (RunStatus.SUCCESS, None)
+
+
+def test_a_feed_with_no_entries_is_a_recorded_success() -> None:
+    spider = _spider()
+    body = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Nothing yet</title></channel></rss>'
+    assert _items(spider, _response(body)) == []
+    stats = spider.crawler.stats
+    assert stats.get_value("tenderwatch/feed/entries") == 0
+    assert stats.get_value("tenderwatch/feed/version") == "rss20"
+    verdict = judge("finished", stats, allow_empty=True, min_validity=0.8, required=spider.required_fields)
+    assert verdict == (RunStatus.SUCCESS, None)
+
+
+def test_download_errors_do_not_show_the_feed_token() -> None:
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.python.failure import Failure
+
+    secret_url = "https://user:pw@ilo.example.ch/feed.rss?token=s3cret"
+    spider = _spider(url=secret_url)
+    response = TextResponse(url=secret_url, status=403, body=b"no", request=Request(secret_url))
+    failure = Failure(HttpError(response, "Ignoring non-200 response"))
+    failure.request = Request(secret_url)  # type: ignore[attr-defined]
+    with pytest.raises(CloseSpider):
+        spider.on_error(failure)
+    error = spider.crawler.stats.get_value(ERROR_STAT)
+    assert error == "HTTP 403 from https://ilo.example.ch/feed.rss"
+
+
+def test_an_absurd_last_modified_is_not_kept() -> None:
+    stats = {"tenderwatch/feed/etag": "", "tenderwatch/feed/last_modified": "x" * 65}
+    assert validators_from_stats(stats) == {"etag": None, "last_modified": None}
+    assert validators_from_stats({}) == {}
