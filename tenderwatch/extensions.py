@@ -4,8 +4,7 @@ Rules, in order: an explicit failure (unreachable portal, bad JSON, callback exc
 reason; an interrupted crawl → failed; a listing that answered but yielded nothing, or whose required-field
 validity fell below ``TENDERWATCH_DRIFT_MIN_VALIDITY`` → failed with "layout changed?" and the figures;
 a recorded warning (``WARNING_STAT``) → partial with that message as error; dropped items → partial; else
-success. A failed run never deletes or blanks stored tenders: storage only
-ever upserts what was yielded.
+success. A failed run never deletes or blanks stored tenders: storage only ever upserts what was yielded.
 """
 
 from __future__ import annotations
