@@ -59,6 +59,8 @@ def _report(summaries: list[RunSummary]) -> int:
         )
         if summary.ok:
             out.print(f"[green]{summary.source}[/]: {summary.status} — {counts}", highlight=False)
+            if summary.error:  # a partial run's warning, e.g. a malformed feed whose entries were recovered
+                out.print(f"    warning: {summary.error}", highlight=False)
         else:
             failed += 1
             out.print(f"[red]{summary.source}[/]: FAILED — {summary.error} ({counts})", highlight=False)
@@ -250,6 +252,112 @@ def tenders_merge(
     except calls.LinkError as exc:
         err.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(1) from None
+
+
+# --- feeds: RSS/Atom feeds followed as sources (issue #10) ----------------------------------------------
+feeds_app = typer.Typer(
+    help="RSS/Atom feeds of calls followed as sources (feed:<name>).", no_args_is_help=True
+)
+app.add_typer(feeds_app, name="feeds")
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: str = typer.Argument(..., help="The feed's URL (RSS 0.9x/1.0/2.0 or Atom)."),
+    name: str = typer.Option(
+        ..., "--name", "-n", help="Short slug, e.g. bigscience-dk → source feed:bigscience-dk."
+    ),
+    organisation: str = typer.Option(
+        ..., "--organisation", "-o", help="Who publishes the calls (their buyer)."
+    ),
+    timezone: str = typer.Option(
+        "UTC", "--timezone", "-t", help="Zone of dates written in the entries' text."
+    ),
+) -> None:
+    """Follow a feed: it is fetched once now and refused, with the reason, unless it reads as a feed."""
+    from tenderwatch.feeds import FeedRefusedError, add_checked
+
+    _upgrade()
+    try:
+        added = add_checked(url=url, name=name, organisation=organisation, timezone=timezone)
+    except FeedRefusedError as exc:
+        err.print(f"[red]refused:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    reading, source = added.reading, added.feed.name
+    out.print(
+        f"added [green]{source}[/]: {reading.title or 'untitled feed'} ({reading.version or 'feed'}, "
+        f"{len(reading.entries)} entries now); crawl it with `tenderwatch crawl {source}`",
+        highlight=False,
+    )
+    if reading.warning:
+        out.print(f"    warning: {reading.warning}", highlight=False)
+
+
+@feeds_app.command("list")
+def feeds_list() -> None:
+    """Every followed feed with its last run."""
+    from tenderwatch.feedreader import public_url
+    from tenderwatch.storage.db import session_scope
+    from tenderwatch.storage.feeds import list_feeds
+    from tenderwatch.storage.runs import last_runs
+
+    _upgrade()
+    with session_scope() as session:
+        feeds, latest = list_feeds(session), last_runs(session)
+    table = Table("source", "organisation", "timezone", "enabled", "url", "last run")
+    for feed in feeds:
+        run = latest.get(feed.name)
+        last = f"{run.started_at:%Y-%m-%d %H:%M} {run.status}" if run else "never"
+        table.add_row(
+            feed.name,
+            feed.organisation,
+            feed.timezone,
+            "yes" if feed.enabled else "no",
+            public_url(feed.url),
+            last,
+        )
+    out.print(table)
+
+
+@feeds_app.command("remove")
+def feeds_remove(name: str = typer.Argument(..., help="feed:<name> or <name>.")) -> None:
+    """Stop following a feed; the tenders it brought and its run history stay."""
+    _feed_change(name, "remove")
+
+
+@feeds_app.command("disable")
+def feeds_disable(name: str = typer.Argument(..., help="feed:<name> or <name>.")) -> None:
+    """Keep a feed but leave it out of scheduled runs."""
+    _feed_change(name, "disable")
+
+
+@feeds_app.command("enable")
+def feeds_enable(name: str = typer.Argument(..., help="feed:<name> or <name>.")) -> None:
+    """Put a disabled feed back into scheduled runs."""
+    _feed_change(name, "enable")
+
+
+def _feed_change(name: str, action: str) -> None:
+    from tenderwatch.storage.db import session_scope
+    from tenderwatch.storage.feeds import FeedNameError, remove_feed, set_enabled, source_name
+
+    _upgrade()
+    try:
+        full = source_name(name)
+    except FeedNameError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    with session_scope() as session:
+        done = (
+            remove_feed(session, full)
+            if action == "remove"
+            else set_enabled(session, full, action == "enable")
+        )
+    if not done:
+        err.print(f"[red]no feed named {full}[/] (see `tenderwatch feeds list`)", highlight=False)
+        raise typer.Exit(1)
+    note = "; its stored tenders stay" if action == "remove" else ""
+    out.print(f"{action}d {full}{note}", highlight=False)
 
 
 @db_app.command("upgrade")

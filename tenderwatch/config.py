@@ -8,6 +8,7 @@ through the same settings object so that tests, demos and benchmarks can point a
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -134,8 +135,10 @@ class Settings(BaseSettings):
 
     @staticmethod
     def source_origin(source: str) -> str | None:
-        """Origin override for one source (``TENDERWATCH_<SOURCE>_URL``), without trailing slash."""
-        key = f"TENDERWATCH_{source.upper().replace('-', '_')}_URL"
+        """Origin override for one source (``TENDERWATCH_<SOURCE>_URL``), without trailing slash.
+
+        Characters an environment variable cannot hold become ``_`` (``feed:ilo-dk`` → ``FEED_ILO_DK``)."""
+        key = f"TENDERWATCH_{re.sub(r'[^A-Z0-9]', '_', source.upper())}_URL"
         value = os.environ.get(key, "").strip()
         return value.rstrip("/") or None
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from tenderwatch.config import Settings, get_settings
 from tenderwatch.storage.db import session_scope, upgrade
+from tenderwatch.storage.feeds import Feed, list_feeds, save_validators
 from tenderwatch.storage.models import CrawlRun, RunStatus
 
 
@@ -63,14 +64,22 @@ def spider_loader(settings: Settings | None = None) -> Any:
 
 
 def available_sources() -> list[str]:
-    """Every implemented source (one per spider), sorted."""
-    return sorted(spider_loader().list())
+    """Every source, sorted: one per spider plus one per configured feed (``feed:<slug>``)."""
+    return sorted([*spider_loader().list(), *configured_feeds()])
 
 
 def enabled_sources(settings: Settings | None = None) -> list[str]:
     settings = settings or get_settings()
     chosen = settings.sources or available_sources()
-    return [name for name in chosen if name not in settings.disabled_sources]
+    feeds = configured_feeds()
+    off = set(settings.disabled_sources) | {name for name, feed in feeds.items() if not feed.enabled}
+    return [name for name in chosen if name not in off]
+
+
+def configured_feeds() -> dict[str, Feed]:
+    """The feeds of the ``feed`` table by source name (none before the database is migrated)."""
+    with session_scope() as session:
+        return {feed.name: feed for feed in list_feeds(session)}
 
 
 def check_sources(sources: Iterable[str]) -> list[str]:
@@ -91,22 +100,39 @@ def run_crawls(
     from scrapy.crawler import CrawlerProcess
 
     from tenderwatch.scrapy_settings import scrapy_settings
+    from tenderwatch.spiders.feeds import FeedSpider
 
-    names = check_sources(sources)
     settings = get_settings()
     upgrade(settings.effective_database_url)
+    names = check_sources(sources)
+    feeds = configured_feeds()
     process_settings = scrapy_settings(settings)
     process_settings.update(extra_settings or {})
     process = CrawlerProcess(process_settings)
     crawlers = {}
     for name in names:
-        crawler = process.create_crawler(name)
+        # a feed is the one feed spider configured by its row; every other source is its own spider
+        crawler = process.create_crawler(FeedSpider if name in feeds else name)
         crawlers[name] = crawler
-        process.crawl(crawler)
+        process.crawl(crawler, **(feeds[name].spider_args() if name in feeds else {}))
     if not verbose:
         _hide_tracebacks()
     process.start()
-    return [_summary(name, crawler) for name, crawler in crawlers.items()]
+    summaries = [_summary(name, crawler) for name, crawler in crawlers.items()]
+    for summary in summaries:
+        if summary.source in feeds and summary.ok:
+            _save_feed_validators(summary.source, crawlers[summary.source])
+    return summaries
+
+
+def _save_feed_validators(name: str, crawler: Any) -> None:
+    """After a run that did not fail, the next fetch of the feed is conditional on what it answered."""
+    from tenderwatch.spiders.feeds import validators_from_stats
+
+    validators = validators_from_stats(crawler.stats.get_stats() if crawler.stats else {})
+    if validators:
+        with session_scope() as session:
+            save_validators(session, name, validators)
 
 
 def _summary(name: str, crawler: Any) -> RunSummary:

@@ -3,8 +3,8 @@
 Rules, in order: an explicit failure (unreachable portal, bad JSON, callback exception) → failed with that
 reason; an interrupted crawl → failed; a listing that answered but yielded nothing, or whose required-field
 validity fell below ``TENDERWATCH_DRIFT_MIN_VALIDITY`` → failed with "layout changed?" and the figures;
-dropped items → partial; else success. A failed run never deletes or blanks stored tenders: storage only
-ever upserts what was yielded.
+a recorded warning (``WARNING_STAT``) → partial with that message as error; dropped items → partial; else
+success. A failed run never deletes or blanks stored tenders: storage only ever upserts what was yielded.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from tenderwatch.config import get_settings
 from tenderwatch.items import REQUIRED_FOR_VALIDITY
 from tenderwatch.pipelines import RUN_ID_STAT
-from tenderwatch.spiders.base import ERROR_STAT, FAILED_PREFIX
+from tenderwatch.spiders.base import ERROR_STAT, FAILED_PREFIX, WARNING_STAT
 from tenderwatch.storage.db import session_scope
 from tenderwatch.storage.models import RunStatus
 from tenderwatch.storage.runs import finish_run
@@ -37,9 +37,16 @@ def validity_figures(stats: StatsCollector) -> dict[str, float]:
 
 
 def judge(
-    reason: str, stats: StatsCollector, *, allow_empty: bool, min_validity: float
+    reason: str,
+    stats: StatsCollector,
+    *,
+    allow_empty: bool,
+    min_validity: float,
+    required: tuple[str, ...] = REQUIRED_FOR_VALIDITY,
 ) -> tuple[RunStatus, str | None]:
-    """Status and error message of a finished crawl (pure, unit-tested)."""
+    """Status and error message of a finished crawl (pure, unit-tested).
+
+    A partial run's message is the spider's warning (``WARNING_STAT``), if it recorded one."""
     if reason.startswith(FAILED_PREFIX) or stats.get_value(ERROR_STAT):
         return RunStatus.FAILED, stats.get_value(ERROR_STAT) or reason.removeprefix(FAILED_PREFIX)
     if reason != "finished":
@@ -48,10 +55,12 @@ def judge(
     if seen == 0 and not allow_empty:
         return RunStatus.FAILED, "layout changed? the portal answered but no call was found"
     figures = validity_figures(stats)
-    low = {name: figures[name] for name in REQUIRED_FOR_VALIDITY if figures.get(name, 1.0) < min_validity}
+    low = {name: figures[name] for name in required if figures.get(name, 1.0) < min_validity}
     if low:
         shown = ", ".join(f"{name} {value:.0%}" for name, value in low.items())
         return RunStatus.FAILED, f"layout changed? field validity below {min_validity:.0%}: {shown}"
+    if stats.get_value(WARNING_STAT):
+        return RunStatus.PARTIAL, stats.get_value(WARNING_STAT)
     if stats.get_value("tenderwatch/items_dropped", 0):
         return RunStatus.PARTIAL, None
     return RunStatus.SUCCESS, None
@@ -88,6 +97,7 @@ class CrawlRunRecorder:
             stats,
             allow_empty=getattr(spider, "allow_empty", False),
             min_validity=get_settings().drift_min_validity,
+            required=getattr(spider, "required_fields", REQUIRED_FOR_VALIDITY),
         )
         drops = {
             key.removeprefix("tenderwatch/dropped/"): value

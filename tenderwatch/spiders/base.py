@@ -16,8 +16,12 @@ from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from tenderwatch.items import REQUIRED_FOR_VALIDITY
+
 FAILED_PREFIX = "failed: "
 ERROR_STAT = "tenderwatch/error"
+#: a problem that did not stop the run (e.g. a malformed feed whose entries were recovered): run is partial
+WARNING_STAT = "tenderwatch/warning"
 
 
 class SourceError(Exception):
@@ -37,6 +41,8 @@ class TenderSpider(scrapy.Spider):
     allow_empty: ClassVar[bool] = False
     #: human name of the organisation, used as buyer when the portal does not say
     organisation: ClassVar[str] = ""
+    #: fields whose validity below ``TENDERWATCH_DRIFT_MIN_VALIDITY`` trips the drift alarm for this source
+    required_fields: ClassVar[tuple[str, ...]] = REQUIRED_FOR_VALIDITY
 
     def url(self, path: str) -> str:
         """Absolute URL on the real site for ``path`` (a path with query string)."""
@@ -48,10 +54,20 @@ class TenderSpider(scrapy.Spider):
             self.crawler.stats.set_value(ERROR_STAT, message)
         raise CloseSpider(FAILED_PREFIX + message)
 
+    def warn(self, message: str) -> None:
+        """Record a problem that leaves the run usable: it ends partial, with ``message`` as its error."""
+        if self.crawler.stats.get_value(WARNING_STAT) is None:
+            self.crawler.stats.set_value(WARNING_STAT, message)
+        self.logger.info(message)
+
+    def shown_url(self, url: str) -> str:
+        """How a URL appears in run errors (sources whose URLs may hold tokens shorten it)."""
+        return url
+
     def on_error(self, failure: Failure) -> NoReturn:
         """Errback for every request: a download error fails the run with a readable reason."""
         request = getattr(failure, "request", None)
-        where = request.url if request is not None else "?"
+        where = self.shown_url(request.url) if request is not None else "?"
         response = getattr(failure.value, "response", None)
         if response is not None:
             reason = f"HTTP {response.status} from {where}"

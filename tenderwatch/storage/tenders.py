@@ -283,10 +283,13 @@ def list_tenders(
 
 def find_tenders(session: Session, ref: str) -> list[Tender]:
     """Look a tender up by public reference, by ``source:source_id`` or by numeric id."""
-    if ":" in ref:
-        source, _, source_id = ref.partition(":")
+    # source names and ids may hold colons themselves (``feed:ilo-dk:tag:x,2027:17``): try every split
+    splits = [(ref[:at], ref[at + 1 :]) for at, char in enumerate(ref) if char == ":"]
+    if splits:
         found = session.exec(
-            select(Tender).where(Tender.source == source, Tender.source_id == source_id)
+            select(Tender).where(
+                or_(*((col(Tender.source) == src) & (col(Tender.source_id) == sid) for src, sid in splits))
+            )
         ).all()
         if found:
             return list(found)
