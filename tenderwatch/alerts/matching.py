@@ -151,7 +151,8 @@ def _check_categories(tender: Tender, profile: Profile) -> tuple[bool, list[str]
 
 
 def _cpv_digits(code: str) -> str:
-    return "".join(ch for ch in code if ch.isdigit())
+    """The 8-digit CPV code without its check digit (``38636100-3`` → ``38636100``)."""
+    return "".join(ch for ch in code.split("-")[0] if ch.isdigit())
 
 
 def _check_cpv(tender: Tender, profile: Profile) -> tuple[bool, list[str]]:
