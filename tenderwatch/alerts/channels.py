@@ -140,16 +140,23 @@ class _ScrubFilter(logging.Filter):
         return True
 
 
+#: Loggers that see request URLs while apprise sends (urllib3 logs "POST /workflows/<id>/…&sig=<secret>").
+#: Logger filters do not apply to records propagated from child loggers, hence every emitting logger is listed.
+SCRUBBED_LOGGERS = ("apprise", "urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "requests")
+
+
 @contextlib.contextmanager
 def scrubbed_apprise_logs(secrets: set[str]) -> Iterator[None]:
-    """Scrub every apprise log record (they can carry webhook URLs) before any handler sees it."""
-    logger = logging.getLogger("apprise")
+    """Scrub every record of apprise and its HTTP stack (they carry webhook URLs) before any handler sees it."""
     flt = _ScrubFilter({s for target in secrets for s in secrets_of(target)} | secrets)
-    logger.addFilter(flt)
+    loggers = [logging.getLogger(name) for name in SCRUBBED_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(flt)
     try:
         yield
     finally:
-        logger.removeFilter(flt)
+        for logger in loggers:
+            logger.removeFilter(flt)
 
 
 # --- messages ------------------------------------------------------------------------------------
