@@ -141,13 +141,19 @@ class _ScrubFilter(logging.Filter):
 
 
 #: Loggers that see request URLs while apprise sends (urllib3 logs "POST /workflows/<id>/…&sig=<secret>").
-#: Logger filters do not apply to records propagated from child loggers, hence every emitting logger is listed.
-SCRUBBED_LOGGERS = ("apprise", "urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "requests")
+#: Logger filters do not apply to records propagated from child loggers: every emitting logger is listed.
+SCRUBBED_LOGGERS = (
+    "apprise",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.util.retry",
+    "requests",
+)
 
 
 @contextlib.contextmanager
 def scrubbed_apprise_logs(secrets: set[str]) -> Iterator[None]:
-    """Scrub every record of apprise and its HTTP stack (they carry webhook URLs) before any handler sees it."""
+    """Scrub records of apprise and its HTTP stack (they carry webhook URLs) before any handler sees them."""
     flt = _ScrubFilter({s for target in secrets for s in secrets_of(target)} | secrets)
     loggers = [logging.getLogger(name) for name in SCRUBBED_LOGGERS]
     for logger in loggers:

@@ -57,7 +57,7 @@ class AlertView:
     source: str
     reference: str | None
     deadline: str | None
-    days_left: int | None
+    days_left: str | None  # "17 days left", "1 day left", "less than a day left"
     value: str | None
     reasons: list[str]
     url: str | None
@@ -65,6 +65,7 @@ class AlertView:
     relevant_url: str
     not_relevant_url: str
     changes: list[str] = field(default_factory=list)
+    reminder_days: int | None = None  # a reminder's "N days before" (its alert version)
 
 
 def deadline_local(tender: Tender, zone: ZoneInfo) -> str | None:
@@ -75,6 +76,13 @@ def deadline_local(tender: Tender, zone: ZoneInfo) -> str | None:
         return None
     local = tender.deadline_at.astimezone(zone)
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or str(zone))
+
+
+def days_left_text(left: float | None) -> str | None:
+    if left is None or left < 0:
+        return None
+    days = int(left)
+    return "less than a day left" if days == 0 else f"{days} day{'s' if days != 1 else ''} left"
 
 
 def value_text(tender: Tender) -> str | None:
@@ -100,7 +108,7 @@ def view(alert: Alert, tender: Tender, profile_name: str, company: Company, now:
         source=tender.source,
         reference=tender.reference,
         deadline=deadline_local(tender, zone),
-        days_left=int(left) if left is not None and left >= 0 else None,
+        days_left=days_left_text(left),
         value=value_text(tender),
         reasons=[] if is_change else list(alert.reasons),
         changes=list(alert.reasons) if is_change else [],
@@ -108,6 +116,7 @@ def view(alert: Alert, tender: Tender, profile_name: str, company: Company, now:
         profile=profile_name,
         relevant_url=tokens.link(f"/feedback/{feedback}/relevant"),
         not_relevant_url=tokens.link(f"/feedback/{feedback}/not-relevant"),
+        reminder_days=alert.version if alert.kind == AlertKind.REMINDER.value else None,
     )
 
 
@@ -116,8 +125,8 @@ def unsubscribe_url(channel: Channel) -> str:
 
 
 def subject_for(item: AlertView) -> str:
-    if item.kind == AlertKind.REMINDER.value and item.days_left is not None:
-        return f"Deadline in {max(item.days_left, 0) or 'under 1'} day(s): {item.title}"
+    if item.reminder_days is not None:
+        return f"Deadline in {item.reminder_days} day{'s' if item.reminder_days != 1 else ''}: {item.title}"
     if item.changes and item.kind == AlertKind.CHANGED.value:
         return f"Changed ({item.changes[0]}): {item.title}"
     return f"{item.label}: {item.title}"

@@ -65,9 +65,15 @@ def test_smtp_url_is_parsed_and_never_echoed(monkeypatch: pytest.MonkeyPatch) ->
     get_settings.cache_clear()
     cfg = smtp_config()
     assert (cfg.host, cfg.port, cfg.username, cfg.password, cfg.implicit_tls) == (
-        "mail.example.com", 465, "mailer", "s3cr@t", True,
+        "mail.example.com",
+        465,
+        "mailer",
+        "s3cr@t",
+        True,
     )
-    assert apprise_mailto_url("a@b.example").startswith("mailtos://mailer:s3cr%40t@mail.example.com:465?from=")
+    assert apprise_mailto_url("a@b.example").startswith(
+        "mailtos://mailer:s3cr%40t@mail.example.com:465?from="
+    )
     monkeypatch.setenv("TENDERWATCH_SMTP_URL", "http://mailer:s3cr3t@mail.example.com")
     get_settings.cache_clear()
     with pytest.raises(SendError) as info:
@@ -79,7 +85,9 @@ def test_smtp_url_is_parsed_and_never_echoed(monkeypatch: pytest.MonkeyPatch) ->
 def test_wrong_smtp_password_is_reported_without_the_password(
     engine: Engine, tw_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def authenticator(server: object, session: object, envelope: object, mechanism: str, auth: object) -> AuthResult:
+    def authenticator(
+        server: object, session: object, envelope: object, mechanism: str, auth: object
+    ) -> AuthResult:
         ok = isinstance(auth, LoginPassword) and auth.password == b"right-password"
         return AuthResult(success=ok, handled=False)
 
@@ -109,8 +117,8 @@ def test_wrong_smtp_password_is_reported_without_the_password(
 def test_webhook_secrets_never_reach_logs_or_errors(
     engine: Engine, smtp: SmtpSink, workflows: WorkflowsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.alerts import factories as f
     from tenderwatch.alerts.matching import match_new_events
+    from tests.alerts import factories as f
 
     caplog.set_level(logging.DEBUG)
     down = f"workflows://127.0.0.1:{free_port()}/wfDOWNsecret1/SIGdownSECRET2/?verify=no"

@@ -14,7 +14,7 @@ from tenderwatch.alerts.dispatch import claim, dispatch_pending, retry_delivery
 from tenderwatch.alerts.matching import match_new_events
 from tenderwatch.alerts.tokens import unsign
 from tenderwatch.config import get_settings
-from tenderwatch.storage.outbox import Alert, Delivery, DeliveryAttempt, DeliveryStatus
+from tenderwatch.storage.outbox import Alert, Delivery, DeliveryAttempt
 from tests.alerts import factories as f
 from tests.alerts.conftest import SmtpSink, WorkflowsServer
 
@@ -27,8 +27,15 @@ def subscribe(engine: Engine, *targets: str, frequency: str = "instant", **profi
         company = f.company(session)
         for target in targets:
             f.channel(session, company, target)
-        f.profile(session, company, frequency=frequency, categories=["laser_photonics"], min_score=0.5,
-                  keywords=["laser"], **profile_kw)
+        f.profile(
+            session,
+            company,
+            frequency=frequency,
+            categories=["laser_photonics"],
+            min_score=0.5,
+            keywords=["laser"],
+            **profile_kw,
+        )
 
 
 def crawl(engine: Engine, *items: object, now: datetime = T0) -> int:
@@ -51,8 +58,13 @@ def test_instant_email_and_teams_card_arrive_with_the_right_content(
     subscribe(engine, MAIL, workflows.url())
     deadline = datetime(2026, 9, 18, 10, 0, tzinfo=UTC)
     item = f.tender_item(
-        "A1", title="Laser beam transport optics", deadline_at=deadline, value_min=250000,
-        value_max=250000, currency="EUR", cpv=["38636100-3"],
+        "A1",
+        title="Laser beam transport optics",
+        deadline_at=deadline,
+        value_min=250000,
+        value_max=250000,
+        currency="EUR",
+        cpv=["38636100-3"],
     )
     assert crawl(engine, item) == 1
 
@@ -65,8 +77,16 @@ def test_instant_email_and_teams_card_arrive_with_the_right_content(
     assert mail.get_content_type() == "multipart/alternative"
     text = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()
-    for needle in ("European Space Agency", "esa · REF-A1", "2026-09-18 13:00 EEST", "17 days left",
-                   "250,000 EUR", "laser_photonics 0.90 ≥ 0.5", "keyword 'laser'", "https://portal.example/A1"):
+    for needle in (
+        "European Space Agency",
+        "esa · REF-A1",
+        "2026-09-18 13:00 EEST",
+        "17 days left",
+        "250,000 EUR",
+        "laser_photonics 0.90 ≥ 0.5",
+        "keyword 'laser'",
+        "https://portal.example/A1",
+    ):
         assert needle in text, needle
     assert '<a href="https://portal.example/A1">Laser beam transport optics</a>' in html
     unsubscribe = mail["List-Unsubscribe"].strip("<>")
@@ -79,7 +99,11 @@ def test_instant_email_and_teams_card_arrive_with_the_right_content(
     feedback = [w for w in text.split() if "/feedback/" in w]
     assert [w.rsplit("/", 1)[1] for w in feedback] == ["relevant", "not-relevant"]
     token = feedback[0].split("/feedback/")[1].split("/")[0]
-    assert unsign("feedback", token) == {"alert": alert.id, "profile": alert.profile_id, "tender": alert.tender_id}
+    assert unsign("feedback", token) == {
+        "alert": alert.id,
+        "profile": alert.profile_id,
+        "tender": alert.tender_id,
+    }
 
     [post] = workflows.posts
     assert post.path.startswith("/workflows/wf0123abcd/triggers/manual/paths/invoke")
@@ -136,8 +160,13 @@ def test_deadline_change_produces_one_deadline_moved_alert(engine: Engine, smtp:
     dispatch_pending(engine, now=T0 + timedelta(hours=6))
     assert len(smtp.messages) == 2
     change = smtp.messages[1]
-    assert change["Subject"].startswith("Changed (deadline moved 2026-09-02 10:00 UTC → 2026-09-16 10:00 UTC)")
-    assert "* deadline moved 2026-09-02 10:00 UTC → 2026-09-16 10:00 UTC" in change.get_body(("plain",)).get_content()
+    assert change["Subject"].startswith(
+        "Changed (deadline moved 2026-09-02 10:00 UTC → 2026-09-16 10:00 UTC)"
+    )
+    assert (
+        "* deadline moved 2026-09-02 10:00 UTC → 2026-09-16 10:00 UTC"
+        in change.get_body(("plain",)).get_content()
+    )
 
 
 def test_smtp_down_backs_off_then_everything_arrives_once(engine: Engine, smtp: SmtpSink) -> None:

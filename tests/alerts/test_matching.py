@@ -72,7 +72,11 @@ def test_category_keyword_and_cpv_reasons_are_readable() -> None:
         ({}, {"buyers": ["Fusion for Energy"]}, "buyer European Space Agency not in Fusion for Energy"),
         ({"status": "closed"}, {}, "status closed not in planned, active"),
         ({}, {"min_days_left": 40}, "29 days left < 40"),
-        ({"value_min": 5000.0, "value_max": 5000.0, "currency": "EUR"}, {"value_min": 10000}, "value 5,000 EUR below 10,000"),
+        (
+            {"value_min": 5000.0, "value_max": 5000.0, "currency": "EUR"},
+            {"value_min": 10000},
+            "value 5,000 EUR below 10,000",
+        ),
         ({"value_min": 2e6, "value_max": 3e6}, {"value_max": 1e6}, "value 2,000,000 above 1,000,000"),
     ],
 )
@@ -83,7 +87,9 @@ def test_each_filter_can_reject_and_says_why(changes: dict, wanted: dict, why: s
 
 
 def test_keywords_are_any_of_and_phrases_need_adjacent_words() -> None:
-    assert match(tender(), profile(keywords=["cryostat", "mirrors"]), now=NOW).reasons == ["keyword 'mirrors'"]
+    assert match(tender(), profile(keywords=["cryostat", "mirrors"]), now=NOW).reasons == [
+        "keyword 'mirrors'"
+    ]
     assert not match(tender(), profile(keywords=["coating laser"]), now=NOW).matched
 
 
@@ -123,8 +129,10 @@ def test_describe_changes_old_to_new() -> None:
     timed = describe_changes({"deadline_at": ["2026-09-02T11:00:00+00:00", "2026-09-16T11:00:00+00:00"]})
     assert timed == ["deadline moved 2026-09-02 11:00 UTC → 2026-09-16 11:00 UTC"]
     dated = describe_changes(
-        {"deadline_at": ["2026-09-01T22:00:00+00:00", "2026-09-15T22:00:00+00:00"],
-         "deadline_date": ["2026-09-02", "2026-09-16"]}
+        {
+            "deadline_at": ["2026-09-01T22:00:00+00:00", "2026-09-15T22:00:00+00:00"],
+            "deadline_date": ["2026-09-02", "2026-09-16"],
+        }
     )
     assert dated == ["deadline moved 2026-09-02 → 2026-09-16"]
 
