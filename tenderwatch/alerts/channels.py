@@ -239,11 +239,16 @@ def apprise_mailto_url(to: str) -> str:
 
 
 class Mailer:
-    """One SMTP connection for a batch, opened lazily, re-opened once when the server dropped it."""
+    """One SMTP connection for a batch, opened lazily, re-opened once when the server dropped it.
+
+    When the relay cannot be reached at all, the rest of the batch fails fast with the same reason instead
+    of waiting for one connect timeout per message (the deliveries back off and retry later).
+    """
 
     def __init__(self) -> None:
         self._smtp: smtplib.SMTP | None = None
         self._cfg: SmtpConfig | None = None
+        self._unreachable: str | None = None
 
     def __enter__(self) -> Mailer:
         return self
@@ -260,10 +265,15 @@ class Mailer:
     def _connect(self, cfg: SmtpConfig) -> smtplib.SMTP:
         context = ssl.create_default_context()
         smtp: smtplib.SMTP
-        if cfg.implicit_tls:
-            smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
-        else:
-            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+        try:
+            if cfg.implicit_tls:
+                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
+            else:
+                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+        except (OSError, smtplib.SMTPConnectError) as exc:
+            self._unreachable = scrub(f"SMTP {cfg.host}:{cfg.port}: {_describe(exc)}", cfg.secrets)
+            raise SendError(self._unreachable) from None
+        if not cfg.implicit_tls:
             smtp.ehlo()
             if smtp.has_extn("starttls"):
                 smtp.starttls(context=context)
@@ -273,6 +283,8 @@ class Mailer:
         return smtp
 
     def send(self, message: EmailMessage) -> None:
+        if self._unreachable:
+            raise SendError(self._unreachable)
         cfg = self._cfg = self._cfg or smtp_config()
         try:
             for attempt in (1, 2):

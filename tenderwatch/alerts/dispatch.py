@@ -260,7 +260,7 @@ def _dispatch_claimed(engine: Engine, ids: list[int], now: datetime, mailer: Mai
     report.skipped += _skip(engine, skipped)
     for job in jobs:
         error = _send(job, mailer)
-        outcome = _record(engine, job.deliveries, now_utc() if error is None else now, error)
+        outcome = _record(engine, job.deliveries, now, error)
         if error is None:
             report.messages += 1
         else:

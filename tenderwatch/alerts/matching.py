@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists
+from sqlalchemy import exists, text
 from sqlmodel import Session, col, select
 
 from tenderwatch.dates import now_utc
@@ -292,6 +292,12 @@ def describe_changes(diff: dict[str, list[Any]]) -> list[str]:
     return lines
 
 
+def is_worth_telling(significant: dict[str, list[Any]]) -> bool:
+    """A call closing or being awarded on its own is the normal end of its life, not news."""
+    only_ending = set(significant) == {"status"} and significant["status"][1] in ("closed", "awarded")
+    return bool(significant) and not only_ending
+
+
 def _document_changes(old: list[dict[str, str]] | None, new: list[dict[str, str]] | None) -> list[str]:
     def key(doc: dict[str, str]) -> str:
         return doc.get("url") or doc.get("title") or str(doc)
@@ -421,7 +427,7 @@ def _alerts_for_event(
     for subscriber in subscribers:
         profile_id = subscriber.profile.id
         if event.kind != EventKind.NEW and profile_id in alerted:
-            if not significant and event.kind == EventKind.CHANGED:
+            if event.kind == EventKind.CHANGED and not is_worth_telling(significant):
                 continue
             changes = describe_changes(significant)
             if event.kind == EventKind.CANCELLED:
@@ -454,6 +460,18 @@ def _alerts_for_event(
     return created
 
 
+#: PostgreSQL advisory lock key serialising matchers (two crawls finishing at once, the scheduler…)
+MATCHING_LOCK_KEY = 0x7477_616C  # "twal"
+
+
+def serialize_matching(session: Session) -> None:
+    """On PostgreSQL, hold a transaction-level advisory lock so concurrent matchers queue instead of both
+    deriving the same alerts and one failing on the unique key. SQLite has a single writer anyway."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MATCHING_LOCK_KEY})
+
+
 def match_new_events(session: Session, *, now: datetime | None = None, limit: int = 5000) -> int:
     """Turn every not-yet-matched tender event into alerts; returns the number of alerts created.
 
@@ -461,6 +479,7 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
     (profile, tender, kind, version), so a crash between the two only re-derives the same alerts.
     """
     moment = now or now_utc()
+    serialize_matching(session)
     events = session.exec(
         select(TenderEvent)
         .where(~exists().where(col(EventMatch.event_id) == col(TenderEvent.id)))

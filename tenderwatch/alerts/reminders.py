@@ -10,7 +10,13 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from tenderwatch.alerts.matching import ALERTABLE_STATUSES, active_subscribers, create_alert, days_left
+from tenderwatch.alerts.matching import (
+    ALERTABLE_STATUSES,
+    active_subscribers,
+    create_alert,
+    days_left,
+    serialize_matching,
+)
 from tenderwatch.dates import now_utc
 from tenderwatch.storage.models import Tender
 from tenderwatch.storage.outbox import Alert, AlertKind
@@ -36,6 +42,7 @@ def due_reminder(
 def create_reminders(session: Session, now: datetime | None = None) -> int:
     """Create the reminders due at ``now`` for open calls each profile matched; returns how many."""
     moment = now or now_utc()
+    serialize_matching(session)
     subscribers = {s.profile.id: s for s in active_subscribers(session)}
     if not subscribers:
         return 0
