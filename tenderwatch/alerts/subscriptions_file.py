@@ -20,7 +20,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
 
-from tenderwatch.alerts.channels import ChannelError, parse_channel
+from tenderwatch.alerts.channels import ChannelError, mask, parse_channel
 from tenderwatch.config import get_settings
 from tenderwatch.dates import now_utc
 from tenderwatch.storage.subscriptions import Channel, Cluster, Company, Profile
@@ -186,11 +186,17 @@ def semantic_problems(
         _dupes(problems, f"clusters[{ci}].companies", [c.name for c in cluster.companies])
         for mi, company in enumerate(cluster.companies):
             at = f"clusters[{ci}].companies[{mi}]"
+            targets: list[str] = []
             for hi, channel in enumerate(company.channels):
                 try:
-                    check_channel(channel)
+                    parsed = check_channel(channel)
                 except ChannelError as exc:
                     problems.append(f"{at}.channels[{hi}]: {exc}")
+                    continue
+                target = getattr(parsed, "target", channel)
+                if target in targets:
+                    problems.append(f"{at}.channels[{hi}]: duplicate channel {mask(target)}")
+                targets.append(target)
             _dupes(problems, f"{at}.subscriptions", [p.name for p in company.subscriptions])
             for pi, profile in enumerate(company.subscriptions):
                 pat = f"{at}.subscriptions[{pi}]"

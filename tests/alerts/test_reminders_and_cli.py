@@ -130,6 +130,7 @@ def test_cli_dispatch_list_and_test(
     assert result.exit_code == 1 and "failed: SMTP 127.0.0.1" in result.output
 
 
+@pytest.mark.slow
 def test_crawl_then_dispatch_end_to_end(
     tw_env: dict[str, str], engine: Engine, smtp: SmtpSink, portal: LocalPortal, tmp_path: Path
 ) -> None:

@@ -129,6 +129,10 @@ def test_changed_file_updates_deactivates_and_pauses(
             "clusters[0].companies[1].channels[1]: invalid email address 'bids@'",
         ),
         (
+            lambda d: d["clusters"][0]["companies"][0]["channels"].append("email:tenders@example-optics.lt"),
+            "clusters[0].companies[0].channels[2]: duplicate channel tenders@example-optics.lt",
+        ),
+        (
             lambda d: d["clusters"][0]["companies"][0]["channels"].append("msteams://a/b/c"),
             "clusters[0].companies[0].channels[2]: msteams:// no longer exists",
         ),
