@@ -388,7 +388,3 @@ def send_test(channel: Channel) -> tuple[bool, str | None]:
     except Exception as exc:
         return False, scrub(f"{type(exc).__name__}: {exc}", secrets_of(channel.target))
     return True, None
-
-
-def channel_label(channel: Channel) -> str:
-    return mask(channel.target)
