@@ -29,13 +29,13 @@ def subscriptions_import(file: Path = typer.Argument(..., help="YAML or JSON fil
     from tenderwatch.alerts.subscriptions_file import SubscriptionsFileError, import_subscriptions, load_file
     from tenderwatch.storage.db import session_scope
 
+    _upgrade()  # validation reads the configured feed sources from the database
     try:
         spec = load_file(file)
     except SubscriptionsFileError as exc:
         for problem in exc.problems:
-            err.print(f"[red]error:[/] {problem}", highlight=False, markup=True)
+            err.print(f"[red]error:[/] {problem}", highlight=False, markup=False)
         raise typer.Exit(2) from None
-    _upgrade()
     with session_scope() as session:
         report = import_subscriptions(session, spec)
     if not report.changed:

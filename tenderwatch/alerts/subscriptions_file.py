@@ -47,7 +47,7 @@ def known_categories() -> list[str]:
 
 
 def known_sources() -> list[str]:
-    """Implemented spiders plus any sources named in settings (configured feeds)."""
+    """Every source ``crawl`` knows (spiders, configured ``feed:<slug>`` feeds) plus any named in settings."""
     from tenderwatch.crawl import available_sources
 
     return sorted(set(available_sources()) | set(get_settings().sources))
