@@ -27,6 +27,11 @@ tenders_app = typer.Typer(help="Stored tenders.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(tenders_app, name="tenders")
 app.add_typer(db_app, name="db")
+# alerts issue: subscriptions import/list, alerts dispatch/list/test
+from tenderwatch.alerts.cli import alerts_app, subscriptions_app  # noqa: E402
+
+app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(alerts_app, name="alerts")
 
 # relevance issue: `tenderwatch classify` (JSON lines in/out, --evaluate LABELS.csv, --rescore)
 from tenderwatch.relevance.cli import classify_command  # noqa: E402

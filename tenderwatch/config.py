@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("change-me-in-production")
     max_attempts: int = 8
     reminder_days: list[int] = Field(default_factory=lambda: [7, 1])
+    # alert dispatch (alerts issue): retry back-off and the claim timeout after which a crashed
+    # dispatcher's claimed deliveries are taken over by another one
+    dispatch_backoff_seconds: int = 60  # first retry after this, then doubling
+    dispatch_backoff_max_seconds: int = 6 * 3600
+    dispatch_claim_timeout_seconds: int = 600  # must exceed the longest send of one batch
 
     # --- web -----------------------------------------------------------------------------------
     web_host: str = "127.0.0.1"

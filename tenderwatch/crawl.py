@@ -122,6 +122,7 @@ def run_crawls(
     for summary in summaries:
         if summary.source in feeds and summary.ok:
             _save_feed_validators(summary.source, crawlers[summary.source])
+    _match_events()
     return summaries
 
 
@@ -133,6 +134,18 @@ def _save_feed_validators(name: str, crawler: Any) -> None:
     if validators:
         with session_scope() as session:
             save_validators(session, name, validators)
+
+
+def _match_events() -> None:
+    """Alerts issue hook: turn this crawl's tender events into outbox alerts (a failure never fails the crawl;
+    the events stay unmatched and the next run or ``tenderwatch alerts match`` picks them up)."""
+    from tenderwatch.alerts.matching import match_new_events
+
+    try:
+        with session_scope() as session:
+            match_new_events(session)
+    except Exception:
+        logging.getLogger(__name__).exception("matching tender events into alerts failed")
 
 
 def _summary(name: str, crawler: Any) -> RunSummary:

@@ -1,0 +1,339 @@
+"""Dispatch the outbox: claim due deliveries, send them grouped per channel, record every attempt.
+
+Guarantee: **at-least-once, never lost**. A delivery is claimed (``sending``, ``claimed_by``/``claimed_at``)
+in one short transaction, sent, and marked ``sent`` in its own short transaction right after the send. A
+dispatcher that dies between claim and send leaves claims that expire after
+``Settings.dispatch_claim_timeout_seconds`` and are re-claimed; one that dies between a successful send and
+its mark may repeat that one message (or that one digest) — the only duplicate window. Failures back off
+exponentially; after ``Settings.max_attempts`` a delivery is ``dead``: shown and retriable, never dropped.
+
+Claiming is ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several dispatchers share the work without
+sending anything twice; on SQLite (one writer at a time) an ``UPDATE`` guarded by the claimable condition
+does the same job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, update
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from tenderwatch.alerts.channels import Mailer, Message, SendError, scrub, secrets_of, send_to_channel
+from tenderwatch.alerts.render import AlertView, render_digest, render_instant, view
+from tenderwatch.config import get_settings
+from tenderwatch.dates import now_utc
+from tenderwatch.storage.db import default_engine
+from tenderwatch.storage.models import Tender
+from tenderwatch.storage.outbox import Alert, Delivery, DeliveryAttempt, DeliveryStatus
+from tenderwatch.storage.subscriptions import Channel, Company, Frequency, Profile
+
+log = logging.getLogger(__name__)
+
+CLAIMABLE = (DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value)
+
+
+@dataclass
+class DispatchReport:
+    """What one dispatch round did (counts of deliveries; ``messages`` = messages actually sent)."""
+
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    skipped: int = 0
+    messages: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: DispatchReport) -> None:
+        for name in ("claimed", "sent", "failed", "dead", "skipped", "messages"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential: base, 2×base, 4×base… capped (attempts counts the failed attempts so far, ≥ 1)."""
+    settings = get_settings()
+    seconds = settings.dispatch_backoff_seconds * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, settings.dispatch_backoff_max_seconds))
+
+
+# --- claiming --------------------------------------------------------------------------------------
+
+
+def _claimable(now: datetime) -> Any:
+    stale = now - timedelta(seconds=get_settings().dispatch_claim_timeout_seconds)
+    return or_(
+        and_(col(Delivery.status).in_(CLAIMABLE), col(Delivery.next_attempt_at) <= now),
+        and_(col(Delivery.status) == DeliveryStatus.SENDING.value, col(Delivery.claimed_at) < stale),
+    )
+
+
+def claim(engine: Engine, token: str, now: datetime, batch: int) -> list[int]:
+    """Mark up to ``batch`` due deliveries as ``sending`` by ``token``; returns their ids (committed)."""
+    with Session(engine) as session, session.begin():
+        query = select(Delivery.id).where(_claimable(now)).order_by(col(Delivery.id)).limit(batch)
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = [i for i in session.exec(query).all() if i is not None]
+        if not ids:
+            return []
+        session.execute(
+            update(Delivery)
+            .where(col(Delivery.id).in_(ids), _claimable(now))  # the guard: someone may have claimed first
+            .values(status=DeliveryStatus.SENDING.value, claimed_by=token, claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        mine = session.exec(
+            select(Delivery.id).where(
+                col(Delivery.id).in_(ids),
+                Delivery.claimed_by == token,
+                Delivery.status == DeliveryStatus.SENDING.value,
+            )
+        ).all()
+    return sorted(i for i in mine if i is not None)
+
+
+# --- loading and grouping --------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    """Deliveries that become one message: one (instant) or all due digest items of a channel."""
+
+    channel: Channel
+    company: Company
+    deliveries: list[Delivery]
+    views: list[AlertView]
+    period: str | None  # None = instant, else "daily" / "weekly"
+
+
+def _load(session: Session, ids: Sequence[int], now: datetime) -> tuple[list[_Job], list[Delivery]]:
+    rows = session.execute(
+        sa_select(Delivery, Alert, Tender, Profile, Company, Channel)
+        .join(Alert, col(Alert.id) == col(Delivery.alert_id))
+        .join(Tender, col(Tender.id) == col(Alert.tender_id))
+        .join(Profile, col(Profile.id) == col(Alert.profile_id))
+        .join(Company, col(Company.id) == col(Profile.company_id))
+        .join(Channel, col(Channel.id) == col(Delivery.channel_id))
+        .where(col(Delivery.id).in_(list(ids)))
+        .order_by(col(Delivery.id))
+    ).all()
+    jobs: list[_Job] = []
+    digests: dict[tuple[int, str], _Job] = {}
+    skipped: list[Delivery] = []
+    for delivery, alert, tender, profile, company, channel in rows:
+        if not channel.active or channel.unsubscribed_at is not None or profile.paused or not company.active:
+            skipped.append(delivery)
+            continue
+        item = view(alert, tender, profile.name, company, now)
+        if profile.frequency == Frequency.INSTANT.value:
+            jobs.append(_Job(channel, company, [delivery], [item], None))
+            continue
+        key = (channel.id or 0, profile.frequency)
+        job = digests.get(key)
+        if job is None:
+            job = digests[key] = _Job(channel, company, [], [], profile.frequency)
+            jobs.append(job)
+        job.deliveries.append(delivery)
+        job.views.append(item)
+    return jobs, skipped
+
+
+def _message(job: _Job) -> Message:
+    if job.period is None:
+        return render_instant(job.views[0], job.channel, job.company)
+    return render_digest(job.views, job.channel, job.company, job.period)
+
+
+# --- recording outcomes ----------------------------------------------------------------------------
+
+
+def _record(engine: Engine, deliveries: list[Delivery], now: datetime, error: str | None) -> DispatchReport:
+    """One short transaction per outcome: sent, or failed with back-off, or dead after max attempts."""
+    report = DispatchReport()
+    max_attempts = get_settings().max_attempts
+    with Session(engine) as session, session.begin():
+        for delivery in deliveries:
+            assert delivery.id is not None
+            row = session.get(Delivery, delivery.id, with_for_update=engine.dialect.name == "postgresql")
+            if row is None:
+                continue
+            row.attempts += 1
+            row.claimed_by = None
+            row.claimed_at = None
+            session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, ok=error is None, error=error))
+            if error is None:
+                row.status = DeliveryStatus.SENT.value
+                row.sent_at = now
+                row.last_error = None
+                report.sent += 1
+            elif row.attempts >= max_attempts:
+                row.status = DeliveryStatus.DEAD.value
+                row.last_error = error
+                report.dead += 1
+            else:
+                row.status = DeliveryStatus.FAILED.value
+                row.last_error = error
+                row.next_attempt_at = now + backoff(row.attempts)
+                report.failed += 1
+            session.add(row)
+    return report
+
+
+def _skip(engine: Engine, deliveries: list[Delivery]) -> int:
+    if not deliveries:
+        return 0
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(Delivery)
+            .where(col(Delivery.id).in_([d.id for d in deliveries]))
+            .values(status=DeliveryStatus.SKIPPED.value, claimed_by=None, claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    return len(deliveries)
+
+
+# --- the round -------------------------------------------------------------------------------------
+
+
+def _send(job: _Job, mailer: Mailer) -> str | None:
+    """Send one job; the error text (scrubbed) or None. Never raises for a channel's own failure."""
+    try:
+        send_to_channel(job.channel, _message(job), mailer)
+    except SendError as exc:
+        return str(exc)
+    except Exception as exc:
+        log.exception("unexpected error sending to channel %s", job.channel.id)
+        return scrub(f"{type(exc).__name__}: {exc}", secrets_of(job.channel.target))
+    return None
+
+
+def dispatch_pending(
+    engine: Engine | None = None,
+    *,
+    now: datetime | None = None,
+    worker_id: str | None = None,
+    batch: int = 200,
+    max_batches: int = 50,
+) -> DispatchReport:
+    """Send everything due; repeats claim → send → record until nothing is due (or ``max_batches``)."""
+    engine = engine or default_engine()
+    report = DispatchReport()
+    worker = worker_id or default_worker_id()
+    with Mailer() as mailer:
+        for _ in range(max_batches):
+            moment = now or now_utc()
+            ids = claim(engine, f"{worker}:{uuid.uuid4().hex[:8]}", moment, batch)
+            if not ids:
+                break
+            report.add(_dispatch_claimed(engine, ids, moment, mailer))
+    if report.claimed:
+        log.info(
+            "dispatch: %d claimed, %d sent in %d messages, %d failed, %d dead, %d skipped",
+            report.claimed,
+            report.sent,
+            report.messages,
+            report.failed,
+            report.dead,
+            report.skipped,
+        )
+    return report
+
+
+def _dispatch_claimed(engine: Engine, ids: list[int], now: datetime, mailer: Mailer) -> DispatchReport:
+    report = DispatchReport(claimed=len(ids))
+    with Session(engine, expire_on_commit=False) as session:
+        jobs, skipped = _load(session, ids, now)
+    report.skipped += _skip(engine, skipped)
+    for job in jobs:
+        error = _send(job, mailer)
+        outcome = _record(engine, job.deliveries, now, error)
+        if error is None:
+            report.messages += 1
+        else:
+            report.errors.append(error)
+            log.warning("delivery to channel %s failed: %s", job.channel.id, error)
+        report.add(outcome)
+    return report
+
+
+# --- management ------------------------------------------------------------------------------------
+
+
+def retry_delivery(session: Session, delivery_id: int, *, now: datetime | None = None) -> Delivery:
+    """Put a dead (or failed) delivery back in the queue now, with a fresh attempt budget."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise LookupError(f"no delivery {delivery_id}")
+    if delivery.status not in (DeliveryStatus.DEAD.value, DeliveryStatus.FAILED.value):
+        raise ValueError(f"delivery {delivery_id} is {delivery.status}; only dead or failed ones are retried")
+    delivery.status = DeliveryStatus.PENDING.value
+    delivery.attempts = 0
+    delivery.next_attempt_at = now or now_utc()
+    delivery.claimed_by = None
+    delivery.claimed_at = None
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+@dataclass
+class DeliveryRow:
+    """A delivery for listings (CLI, web admin); ``channel`` is already masked."""
+
+    id: int
+    status: str
+    kind: str
+    tender_title: str
+    profile: str
+    channel: str
+    attempts: int
+    due_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+
+
+def list_deliveries(session: Session, *, status: str | None = None, limit: int = 200) -> list[DeliveryRow]:
+    from tenderwatch.alerts.channels import mask
+
+    query = (
+        sa_select(Delivery, Alert, Tender, Profile, Channel)
+        .join(Alert, col(Alert.id) == col(Delivery.alert_id))
+        .join(Tender, col(Tender.id) == col(Alert.tender_id))
+        .join(Profile, col(Profile.id) == col(Alert.profile_id))
+        .join(Channel, col(Channel.id) == col(Delivery.channel_id))
+        .order_by(col(Delivery.id).desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(col(Delivery.status) == status)
+    return [
+        DeliveryRow(
+            id=d.id or 0,
+            status=d.status,
+            kind=a.kind,
+            tender_title=t.title,
+            profile=p.name,
+            channel=mask(c.target),
+            attempts=d.attempts,
+            due_at=d.due_at,
+            next_attempt_at=d.next_attempt_at,
+            sent_at=d.sent_at,
+            last_error=d.last_error,
+        )
+        for d, a, t, p, c in session.execute(query).all()
+    ]
