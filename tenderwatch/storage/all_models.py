@@ -3,4 +3,4 @@
 Each capability that adds tables adds its module here.
 """
 
-from tenderwatch.storage import calls, feeds, models, outbox, subscriptions  # noqa: F401
+from tenderwatch.storage import accounts, calls, feeds, models, outbox, subscriptions  # noqa: F401
