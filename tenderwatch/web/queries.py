@@ -3,6 +3,7 @@
 Text, source, status, deadline and "new since" filters run in SQL; category and minimum score are JSON
 columns whose SQL differs per backend, so they are applied in Python on the SQL-filtered rows before
 sorting and paging (fine for tens of thousands of calls; a generated column would be the next step).
+Records of one call on several portals (``canonical_id``) are listed once.
 """
 
 from __future__ import annotations
@@ -148,7 +149,15 @@ def all_matching(session: Session, flt: TenderFilter, *, now: datetime | None = 
         rows = [t for t in rows if flt.category in t.categories]
     if flt.min_score is not None:
         rows = [t for t in rows if _score(t, flt.category) >= flt.min_score]
-    return sorted(rows, key=_sort_key(flt))
+    return sorted(_one_per_call(rows), key=_sort_key(flt))
+
+
+def _one_per_call(rows: list[Tender]) -> list[Tender]:
+    """Records of the same call across portals collapse to one row (the canonical record when it matched)."""
+    chosen: dict[int, Tender] = {}
+    for tender in sorted(rows, key=lambda t: (t.canonical_id is not None, t.id or 0)):
+        chosen.setdefault(tender.canonical_id or tender.id or 0, tender)
+    return list(chosen.values())
 
 
 def logical_call(session: Session, tender: Tender) -> list[Tender]:
