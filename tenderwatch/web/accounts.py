@@ -1,4 +1,4 @@
-"""Account operations shared by the CLI and the web: create users, check passwords with lockout, API tokens."""
+"""Accounts for the CLI and the web: create users, check passwords with lockout, API tokens."""
 
 from __future__ import annotations
 

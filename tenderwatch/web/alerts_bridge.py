@@ -106,15 +106,27 @@ def preview(session: Session, profile: Profile, limit: int = 20) -> list[tuple[T
     try:
         from tenderwatch.alerts.matching import preview as real_preview
     except ImportError:
-        return _fallback_preview(session, profile, limit)
+        return _one_per_call(_fallback_preview(session, profile, limit))
     out: list[tuple[Tender, list[str]]] = []
     for item in real_preview(session, profile, limit):
         if isinstance(item, tuple):
             tender, decision = item
-            reasons = list(getattr(decision, "reasons", decision))
+            reasons = list(getattr(decision, "reasons", None) or [])
         else:
             tender, reasons = item, []
         out.append((tender, [str(r) for r in reasons]))
+    return _one_per_call(out)
+
+
+def _one_per_call(found: list[tuple[Tender, list[str]]]) -> list[tuple[Tender, list[str]]]:
+    """A call published on several portals is one match (its first record in the list)."""
+    seen: set[int] = set()
+    out = []
+    for tender, reasons in found:
+        key = tender.canonical_id or tender.id or 0
+        if key not in seen:
+            seen.add(key)
+            out.append((tender, reasons))
     return out
 
 

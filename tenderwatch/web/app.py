@@ -1,4 +1,4 @@
-"""The FastAPI application of the web admin: ``create_app(settings)``; served by ``tenderwatch web``/``run``."""
+"""The web admin application: ``create_app(settings)``, served by ``tenderwatch web`` and ``run``."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def _install_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The web admin bound to the configured database (the schema must be migrated: ``tenderwatch db upgrade``)."""
+    """The web admin on the configured database (migrated beforehand: ``tenderwatch db upgrade``)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="tenderwatch",

@@ -10,12 +10,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from tenderwatch.storage.accounts import Role, User
 from tenderwatch.storage.outbox import Alert, Delivery
@@ -23,10 +22,9 @@ from tenderwatch.storage.subscriptions import Channel, Cluster, Company, Profile
 from tenderwatch.web.accounts import cluster_ids_of, user_for_api_token
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-T = TypeVar("T")
 
 
-class LoginRequired(Exception):  # noqa: N818 - an HTTP condition, handled by the app
+class LoginRequired(Exception):
     """No valid session or token: pages redirect to /login, the API answers 401."""
 
 
@@ -136,16 +134,20 @@ async def check_csrf(request: Request) -> None:
     expected = request.session.get("csrf")
     form = await request.form()
     given = form.get("csrf_token")
-    if not isinstance(expected, str) or not isinstance(given, str) or not secrets.compare_digest(
-        expected, given
+    if (
+        not isinstance(expected, str)
+        or not isinstance(given, str)
+        or not secrets.compare_digest(expected, given)
     ):
-        raise HTTPException(status_code=403, detail="the form expired or was not sent by this site; reload it")
+        raise HTTPException(
+            status_code=403, detail="the form expired or was not sent by this site; reload it"
+        )
 
 
 # --- cluster scoping ---------------------------------------------------------------------------
 
 
-def scope_companies(query: SelectOfScalar[T], principal: Principal) -> SelectOfScalar[T]:
+def scope_companies(query: Any, principal: Principal) -> Any:
     """Restrict a query that already involves ``Company`` to the caller's clusters."""
     if principal.sees_all_clusters:
         return query

@@ -78,7 +78,7 @@ def render_feed(session: Session, profile: Profile, *, atom: bool, self_url: str
         entry.description(_summary(tender, alert))
         entry.published(alert.created_at)
         entry.updated(tender.last_changed_at)
-    return fg.atom_str(pretty=True) if atom else fg.rss_str(pretty=True)  # type: ignore[no-any-return]
+    return fg.atom_str(pretty=True) if atom else fg.rss_str(pretty=True)
 
 
 def _event(tender: Tender) -> Event | None:

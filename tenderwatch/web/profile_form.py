@@ -16,7 +16,7 @@ CHECKBOX_FIELDS = ("categories", "sources", "statuses")
 
 @dataclass
 class ProfileForm:
-    """``values``: typed Profile fields; ``text``: what to show back in the form; ``errors``: what is wrong."""
+    """``values``: typed Profile fields; ``text``: what the form shows back; ``errors``: what is wrong."""
 
     values: dict[str, Any]
     text: dict[str, str] = field(default_factory=dict)
@@ -25,7 +25,7 @@ class ProfileForm:
     @classmethod
     def from_profile(cls, profile: Profile | None) -> ProfileForm:
         p = profile or Profile(company_id=0, name="")
-        values = {
+        values: dict[str, Any] = {
             "name": p.name,
             "categories": list(p.categories),
             "min_score": p.min_score,
@@ -73,8 +73,10 @@ def _number(raw: str, label: str, errors: list[str], *, integer: bool = False) -
 
 def parse_profile_form(form: FormData) -> ProfileForm:
     errors: list[str] = []
-    text = {key: str(form.get(key, "")) for key in (*LIST_FIELDS, "min_score", "min_days_left", "value_min",
-                                                      "value_max", "reminder_days")}
+    text = {
+        key: str(form.get(key, ""))
+        for key in (*LIST_FIELDS, "min_score", "min_days_left", "value_min", "value_max", "reminder_days")
+    }
     name = str(form.get("name", "")).strip()
     if not name or len(name) > 255:
         errors.append("the profile needs a name (at most 255 characters)")
@@ -92,9 +94,11 @@ def parse_profile_form(form: FormData) -> ProfileForm:
     values["min_days_left"] = _number(text["min_days_left"], "minimum days left", errors, integer=True)
     values["value_min"] = _number(text["value_min"], "minimum value", errors)
     values["value_max"] = _number(text["value_max"], "maximum value", errors)
-    if values["value_min"] is not None and values["value_max"] is not None and values["value_min"] > values[
-        "value_max"
-    ]:
+    if (
+        values["value_min"] is not None
+        and values["value_max"] is not None
+        and values["value_min"] > values["value_max"]
+    ):
         errors.append("the minimum value is above the maximum value")
     frequency = str(form.get("frequency", Frequency.INSTANT.value))
     if frequency not in {f.value for f in Frequency}:

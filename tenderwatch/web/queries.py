@@ -28,7 +28,7 @@ class Sort(StrEnum):
     deadline = "deadline"
     newest = "newest"
     score = "score"
-    title = "title"
+    by_title = "title"
 
 
 @dataclass
@@ -130,7 +130,7 @@ def _sort_key(flt: TenderFilter) -> Any:
         return lambda t: (-t.first_seen_at.timestamp(), -(t.id or 0))
     if flt.sort is Sort.score:
         return lambda t: (-_score(t, flt.category), t.id or 0)
-    if flt.sort is Sort.title:
+    if flt.sort is Sort.by_title:
         return lambda t: (t.title.lower(), t.id or 0)
     return lambda t: (t.deadline_at is None, t.deadline_at or far, t.id or 0)
 
@@ -164,8 +164,8 @@ def logical_call(session: Session, tender: Tender) -> list[Tender]:
     """Every stored record of the same call across portals (``canonical_id`` groups them)."""
     root = tender.canonical_id or tender.id
     rows = session.exec(
-        select(Tender).where(or_(col(Tender.id) == root, col(Tender.canonical_id) == root)).order_by(
-            col(Tender.id)
-        )
+        select(Tender)
+        .where(or_(col(Tender.id) == root, col(Tender.canonical_id) == root))
+        .order_by(col(Tender.id))
     )
     return list(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from tenderwatch.export import deadline_text
 from tenderwatch.web.alerts_bridge import mask
@@ -30,7 +32,26 @@ def _when(value: datetime | date | None) -> str:
 
 
 def _deadline(tender: Any) -> str:
-    return deadline_text(tender) or "—"
+    """A date for date-only deadlines, else minutes in UTC (the exact instant is in the exports)."""
+    if tender.deadline_date is not None:
+        return f"{tender.deadline_date.isoformat()} (all day)"
+    return _when(tender.deadline_at) if tender.deadline_at is not None else (deadline_text(tender) or "—")
+
+
+def word_diff(old: Any, new: Any) -> Markup:
+    """Old → new text as escaped words with ``<del>``/``<ins>`` around what changed."""
+    before, after = str(old if old is not None else "").split(), str(new if new is not None else "").split()
+    parts: list[str] = []
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    for op, a1, a2, b1, b2 in matcher.get_opcodes():
+        if op == "equal":
+            parts.append(str(escape(" ".join(before[a1:a2]))))
+            continue
+        if a2 > a1:
+            parts.append(f"<del>{escape(' '.join(before[a1:a2]))}</del>")
+        if b2 > b1:
+            parts.append(f"<ins>{escape(' '.join(after[b1:b2]))}</ins>")
+    return Markup(" ".join(parts))
 
 
 def _short(value: Any, length: int = 80) -> str:
@@ -46,7 +67,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, deadline=_deadline, mask=mask, short=_short)
+    env.filters.update(when=_when, deadline=_deadline, mask=mask, short=_short, word_diff=word_diff)
     env.globals.update(CATEGORIES=CATEGORIES, STATUSES=STATUSES)
     return env
 

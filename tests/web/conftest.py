@@ -83,8 +83,13 @@ def _tender(n: int, **kw: object) -> Tender:
 def seed_database(engine: Engine) -> Seed:
     with Session(engine, expire_on_commit=False) as s:
         users = {
-            role: create_user(s, email, PASSWORD, "manager" if role.startswith("manager") else role,
-                              {"manager_a": ["LITEK"], "manager_b": ["INEUSTAR"]}.get(role))
+            role: create_user(
+                s,
+                email,
+                PASSWORD,
+                "manager" if role.startswith("manager") else role,
+                {"manager_a": ["LITEK"], "manager_b": ["INEUSTAR"]}.get(role),
+            )
             for role, email in EMAILS.items()
         }
         s.flush()
@@ -127,25 +132,48 @@ def seed_database(engine: Engine) -> Seed:
         date_only.deadline_at = now_utc().replace(hour=0, minute=0) + timedelta(days=20)
         twin = _tender(4, source="ted", source_id="TED-1", title=tender.title, canonical_id=tender.id)
         s.add(twin)
-        s.add(TenderVersion(tender_id=tender.id, version=2, diff={"deadline_at": ["2026-01-01", "2026-02-01"]}))  # type: ignore[arg-type]
-        alert_a = Alert(profile_id=profile_a.id, tender_id=tender.id, kind="new", version=1, reasons=["keyword laser"])  # type: ignore[arg-type]
+        s.add(
+            TenderVersion(tender_id=tender.id, version=2, diff={"deadline_at": ["2026-01-01", "2026-02-01"]})
+        )  # type: ignore[arg-type]
+        alert_a = Alert(
+            profile_id=profile_a.id, tender_id=tender.id, kind="new", version=1, reasons=["keyword laser"]
+        )  # type: ignore[arg-type]
         alert_a2 = Alert(profile_id=profile_a.id, tender_id=date_only.id, kind="new", version=1)  # type: ignore[arg-type]
         alert_b = Alert(profile_id=profile_b.id, tender_id=tender.id, kind="new", version=1)  # type: ignore[arg-type]
         s.add_all([alert_a, alert_a2, alert_b])
         s.flush()
-        dead = Delivery(alert_id=alert_a.id, channel_id=email.id, status="dead", attempts=8, last_error="SMTP 550")  # type: ignore[arg-type]
+        dead = Delivery(
+            alert_id=alert_a.id, channel_id=email.id, status="dead", attempts=8, last_error="SMTP 550"
+        )  # type: ignore[arg-type]
         s.add_all([dead, Delivery(alert_id=alert_b.id, channel_id=channel_b.id, status="dead", attempts=8)])  # type: ignore[arg-type]
-        run = CrawlRun(source="esa", status="success", items_seen=12, items_new=3, field_validity={"title": 1.0, "deadline_at": 0.5})
+        run = CrawlRun(
+            source="esa",
+            status="success",
+            items_seen=12,
+            items_new=3,
+            field_validity={"title": 1.0, "deadline_at": 0.5},
+        )
         s.add(run)
         s.flush()
         s.add(SourceState(source="esa", last_run_id=run.id, last_success_at=now_utc()))
         s.commit()
         return Seed(
-            cluster_a=a.id, cluster_b=b.id, company_a=company_a.id, company_b=company_b.id,  # type: ignore[arg-type]
-            victim_company_a=victim.id, profile_a=profile_a.id, victim_profile_a=victim_profile.id,  # type: ignore[arg-type]
-            channel_a=email.id, webhook_channel_a=hook.id, victim_channel_a=victim_channel.id,  # type: ignore[arg-type]
-            tender=tender.id, xss_tender=xss.id, date_only_tender=date_only.id, alert_a=alert_a.id,  # type: ignore[arg-type]
-            dead_delivery_a=dead.id, run=run.id,  # type: ignore[arg-type]
+            cluster_a=a.id,
+            cluster_b=b.id,
+            company_a=company_a.id,
+            company_b=company_b.id,  # type: ignore[arg-type]
+            victim_company_a=victim.id,
+            profile_a=profile_a.id,
+            victim_profile_a=victim_profile.id,  # type: ignore[arg-type]
+            channel_a=email.id,
+            webhook_channel_a=hook.id,
+            victim_channel_a=victim_channel.id,  # type: ignore[arg-type]
+            tender=tender.id,
+            xss_tender=xss.id,
+            date_only_tender=date_only.id,
+            alert_a=alert_a.id,  # type: ignore[arg-type]
+            dead_delivery_a=dead.id,
+            run=run.id,  # type: ignore[arg-type]
             user_ids={role: u.id for role, u in users.items()},  # type: ignore[misc]
         )
 

@@ -54,25 +54,38 @@ def cases(seed: Seed) -> dict[tuple[str, str], Case]:
         ("GET", "/companies"): Case("/companies", 200, SUBSCRIBERS),
         ("GET", "/companies/new"): Case("/companies/new", 200, SUBSCRIBERS),
         ("POST", "/companies/new"): Case(
-            "/companies/new", 303, SUBSCRIBERS, scoped=True,
+            "/companies/new",
+            303,
+            SUBSCRIBERS,
+            scoped=True,
             data={"cluster_id": seed.cluster_a, "name": "New Co"},
         ),
         ("GET", "/companies/{company_id}"): Case(f"/companies/{seed.company_a}", 200, SUBSCRIBERS, True),
         ("POST", "/companies/{company_id}/edit"): Case(
             f"/companies/{seed.company_a}/edit", 303, SUBSCRIBERS, True, data=company_form
         ),
-        ("POST", "/companies/{company_id}/pause"): Case(f"/companies/{seed.company_a}/pause", 303, SUBSCRIBERS, True),
+        ("POST", "/companies/{company_id}/pause"): Case(
+            f"/companies/{seed.company_a}/pause", 303, SUBSCRIBERS, True
+        ),
         ("POST", "/companies/{company_id}/delete"): Case(
             f"/companies/{seed.victim_company_a}/delete", 303, SUBSCRIBERS, True, order=5
         ),
         ("POST", "/companies/{company_id}/channels"): Case(
-            f"/companies/{seed.company_a}/channels", 303, SUBSCRIBERS, True, data={"target": "new@example.org"}
+            f"/companies/{seed.company_a}/channels",
+            303,
+            SUBSCRIBERS,
+            True,
+            data={"target": "new@example.org"},
         ),
         ("POST", "/channels/{channel_id}/delete"): Case(
             f"/channels/{seed.victim_channel_a}/delete", 303, SUBSCRIBERS, True, order=5
         ),
-        ("POST", "/channels/{channel_id}/toggle"): Case(f"/channels/{seed.channel_a}/toggle", 303, SUBSCRIBERS, True),
-        ("POST", "/channels/{channel_id}/test"): Case(f"/channels/{seed.channel_a}/test", 303, SUBSCRIBERS, True),
+        ("POST", "/channels/{channel_id}/toggle"): Case(
+            f"/channels/{seed.channel_a}/toggle", 303, SUBSCRIBERS, True
+        ),
+        ("POST", "/channels/{channel_id}/test"): Case(
+            f"/channels/{seed.channel_a}/test", 303, SUBSCRIBERS, True
+        ),
         ("GET", "/companies/{company_id}/profiles/new"): Case(
             f"/companies/{seed.company_a}/profiles/new", 200, SUBSCRIBERS, True
         ),
@@ -81,10 +94,15 @@ def cases(seed: Seed) -> dict[tuple[str, str], Case]:
         ),
         ("GET", "/profiles/{profile_id}"): Case(f"/profiles/{seed.profile_a}", 200, SUBSCRIBERS, True),
         ("POST", "/profiles/{profile_id}"): Case(
-            f"/profiles/{seed.profile_a}", 200, SUBSCRIBERS, True,
+            f"/profiles/{seed.profile_a}",
+            200,
+            SUBSCRIBERS,
+            True,
             data={"name": "Lasers", "statuses": ["active"], "action": "preview"},
         ),
-        ("POST", "/profiles/{profile_id}/pause"): Case(f"/profiles/{seed.profile_a}/pause", 303, SUBSCRIBERS, True),
+        ("POST", "/profiles/{profile_id}/pause"): Case(
+            f"/profiles/{seed.profile_a}/pause", 303, SUBSCRIBERS, True
+        ),
         ("POST", "/profiles/{profile_id}/delete"): Case(
             f"/profiles/{seed.victim_profile_a}/delete", 303, SUBSCRIBERS, True, order=5
         ),
@@ -96,18 +114,26 @@ def cases(seed: Seed) -> dict[tuple[str, str], Case]:
         ("GET", "/operations"): Case("/operations", 200, OPERATIONS),
         ("GET", "/operations/runs"): Case("/operations/runs?source=esa", 200, OPERATIONS),
         ("GET", "/operations/runs/{run_id}"): Case(f"/operations/runs/{seed.run}", 200, OPERATIONS),
-        ("POST", "/operations/sources/{source}/toggle"): Case("/operations/sources/esa/toggle", 303, OPERATIONS),
-        ("POST", "/operations/sources/{source}/crawl"): Case("/operations/sources/esa/crawl", 303, OPERATIONS),
+        ("POST", "/operations/sources/{source}/toggle"): Case(
+            "/operations/sources/esa/toggle", 303, OPERATIONS
+        ),
+        ("POST", "/operations/sources/{source}/crawl"): Case(
+            "/operations/sources/esa/crawl", 303, OPERATIONS
+        ),
         # own account and administration
         ("GET", "/account"): Case("/account", 200),
         ("POST", "/account/tokens"): Case("/account/tokens", 200, data={"name": "matrix"}),
         ("POST", "/account/tokens/{token_id}/revoke"): Case("/account/tokens/999999/revoke", 404),
         ("GET", "/admin/users"): Case("/admin/users", 200, ADMIN),
         ("POST", "/admin/users"): Case(
-            "/admin/users", 303, ADMIN,
+            "/admin/users",
+            303,
+            ADMIN,
             data={"email": "new.op@example.org", "password": "long enough password", "role": "operator"},
         ),
-        ("POST", "/admin/users/{user_id}/unlock"): Case(f"/admin/users/{seed.user_ids['operator']}/unlock", 303, ADMIN),
+        ("POST", "/admin/users/{user_id}/unlock"): Case(
+            f"/admin/users/{seed.user_ids['operator']}/unlock", 303, ADMIN
+        ),
         ("POST", "/admin/clusters"): Case("/admin/clusters", 303, ADMIN, data={"name": "BigScience.dk"}),
         # public, token-protected
         ("GET", "/unsubscribe/{token}"): Case(f"/unsubscribe/{unsub}", 200, public=True),

@@ -42,7 +42,9 @@ def test_security_headers_and_cookie_flags(app, seed: Seed) -> None:  # type: ig
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "no-referrer"
     cookie = response.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie  # plain-HTTP test site
+    assert (
+        "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
+    )  # plain-HTTP test site
     assert "<script" not in response.text and "style=" not in response.text
 
 
@@ -205,3 +207,10 @@ def test_operations_toggle_and_crawl_now(client_for, seed: Seed, engine: Engine)
     assert client.form("/operations/sources/nope/crawl").status_code == 404
     run_page = client.get(f"/operations/runs/{seed.run}").text
     assert "Field validity" in run_page and "deadline_at" in run_page
+
+
+def test_long_text_changes_show_as_word_diffs_escaped() -> None:
+    from tenderwatch.web.render import word_diff
+
+    html = str(word_diff("Supply of <b>two</b> lasers for the hall", "Supply of three lasers for the hall"))
+    assert html == "Supply of <del>&lt;b&gt;two&lt;/b&gt;</del> <ins>three</ins> lasers for the hall"

@@ -86,7 +86,10 @@ def test_ics_calendar_parses_with_all_day_date_only_deadlines(app, seed: Seed) -
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/calendar")
     calendar = Calendar.from_ical(response.content)
     events = {str(e["summary"]): e for e in calendar.walk("VEVENT")}
-    assert set(events) == {"Deadline: Supply of a femtosecond laser system", "Deadline: Magnet power converters"}
+    assert set(events) == {
+        "Deadline: Supply of a femtosecond laser system",
+        "Deadline: Magnet power converters",
+    }
     all_day = events["Deadline: Magnet power converters"]["dtstart"].dt
     assert type(all_day) is date  # a date-only deadline is an all-day event
     timed = events["Deadline: Supply of a femtosecond laser system"]["dtstart"].dt
@@ -98,7 +101,7 @@ def test_api_needs_a_token_and_accepts_bearer(app, client_for, seed: Seed) -> No
     assert anonymous.get("/api/tenders").status_code == 401
     assert anonymous.get("/api/tenders", headers={"Authorization": "Bearer tw_wrong"}).status_code == 401
     page = client_for("operator").form("/account/tokens", {"name": "crm"}).text
-    token = page.split("shown once): <code class=\"mono\">")[1].split("<")[0]
+    token = page.split('shown once): <code class="mono">')[1].split("<")[0]
     response = anonymous.get("/api/tenders?q=laser", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200 and response.json()["total"] == 2
     schema = anonymous.get("/api/openapi.json").json()
@@ -138,7 +141,9 @@ def test_ocds_release_package(client_for, seed: Seed) -> None:  # type: ignore[n
     assert release["parties"][0]["roles"] == ["buyer"]
     many = client.get("/tenders/export.ocds.json?q=power").json()
     (date_only,) = many["releases"]
-    assert date.fromisoformat(date_only["tender"]["tenderPeriod"]["endDate"])  # a date-only deadline stays a date
+    assert date.fromisoformat(
+        date_only["tender"]["tenderPeriod"]["endDate"]
+    )  # a date-only deadline stays a date
     assert date_only["tender"]["id"] == "ESA-0003"
 
 

@@ -54,9 +54,13 @@ def token_revoke(
     return RedirectResponse("/account", status_code=303)
 
 
-def _users_page(request: Request, session: Session, *, error: str | None = None, status: int = 200) -> Response:
+def _users_page(
+    request: Request, session: Session, *, error: str | None = None, status: int = 200
+) -> Response:
     users = list(session.exec(select(User).order_by(col(User.email))))
-    links = session.exec(select(UserCluster, Cluster).join(Cluster, col(Cluster.id) == UserCluster.cluster_id))
+    links = session.exec(
+        select(UserCluster, Cluster).join(Cluster, col(Cluster.id) == UserCluster.cluster_id)
+    )
     clusters_of: dict[int, list[str]] = {}
     for link, cluster in links:
         clusters_of.setdefault(link.user_id, []).append(cluster.name)
@@ -73,7 +77,9 @@ def _users_page(request: Request, session: Session, *, error: str | None = None,
 
 
 @router.get("/admin/users", response_class=HTMLResponse, include_in_schema=False)
-def users_page(request: Request, _: Principal = Depends(admins), session: Session = Depends(get_db)) -> Response:
+def users_page(
+    request: Request, _: Principal = Depends(admins), session: Session = Depends(get_db)
+) -> Response:
     return _users_page(request, session)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from tenderwatch.storage.accounts import Feedback
@@ -28,7 +29,7 @@ def alerts_page(
     session: Session = Depends(get_db),
 ) -> Response:
     query = (
-        select(Delivery, Alert, Profile, Company, Tender, Channel)
+        sa_select(Delivery, Alert, Profile, Company, Tender, Channel)  # sqlmodel's select stops at 4
         .join(Alert, col(Alert.id) == Delivery.alert_id)
         .join(Profile, col(Profile.id) == Alert.profile_id)
         .join(Company, col(Company.id) == Profile.company_id)
@@ -36,9 +37,9 @@ def alerts_page(
         .join(Channel, col(Channel.id) == Delivery.channel_id)
     )
     if status:
-        query = query.where(Delivery.status == status)
+        query = query.where(col(Delivery.status) == status)
     query = scope_companies(query, principal).order_by(col(Delivery.id).desc()).limit(LIMIT)
-    rows = session.exec(query).all()
+    rows = session.execute(query).all()
     feedback_query = (
         select(Feedback, Tender, Profile, Company)
         .join(Tender, col(Tender.id) == Feedback.tender_id)
@@ -60,7 +61,9 @@ def alerts_page(
 
 
 @router.post("/deliveries/{delivery_id}/retry", include_in_schema=False)
-def delivery_retry(delivery: Delivery = Depends(scoped_delivery), session: Session = Depends(get_db)) -> Response:
+def delivery_retry(
+    delivery: Delivery = Depends(scoped_delivery), session: Session = Depends(get_db)
+) -> Response:
     assert delivery.id is not None
     if delivery.status not in (DeliveryStatus.DEAD.value, DeliveryStatus.FAILED.value):
         return RedirectResponse("/alerts?note=only+failed+or+dead+deliveries+can+be+retried", status_code=303)

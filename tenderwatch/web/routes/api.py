@@ -31,9 +31,7 @@ def api_tenders(
 ) -> TenderPage:
     """Tenders matching the filters (same filters as the Tenders page), one page at a time."""
     rows, total = search(session, flt)
-    return TenderPage(
-        total=total, page=flt.page, per_page=flt.per_page, items=[_record(t) for t in rows]
-    )
+    return TenderPage(total=total, page=flt.page, per_page=flt.per_page, items=[_record(t) for t in rows])
 
 
 @router.get("/tenders/{tender_id}", summary="One tender")

@@ -28,7 +28,7 @@ def home() -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_form(request: Request, next: str = "/tenders") -> Response:  # noqa: A002
+def login_form(request: Request, next: str = "/tenders") -> Response:
     return render(request, "login.html", next=_safe_next(next), error=None, email="")
 
 
@@ -37,7 +37,7 @@ def login(
     request: Request,
     email: str = Form(..., max_length=255),
     password: str = Form(..., max_length=1024),
-    next: str = Form("/tenders"),  # noqa: A002
+    next: str = Form("/tenders"),
     session: Session = Depends(get_db),
 ) -> Response:
     result = authenticate(session, email, password)
@@ -46,9 +46,7 @@ def login(
             request, "login.html", status_code=401, next=_safe_next(next), error=result.error, email=email
         )
     request.session.clear()  # no session fixation: a fresh session and CSRF token after login
-    request.session.update(
-        uid=result.user.id, sv=result.user.session_version, csrf=secrets.token_urlsafe(32)
-    )
+    request.session.update(uid=result.user.id, sv=result.user.session_version, csrf=secrets.token_urlsafe(32))
     return RedirectResponse(_safe_next(next), status_code=303)
 
 

@@ -196,18 +196,18 @@ def _delete_profiles(session: Session, profile_ids: list[int]) -> None:
         return
     alert_ids = select(Alert.id).where(col(Alert.profile_id).in_(profile_ids))
     delivery_ids = select(Delivery.id).where(col(Delivery.alert_id).in_(alert_ids))
-    session.exec(delete(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_(delivery_ids)))  # type: ignore[call-overload]
-    session.exec(delete(Delivery).where(col(Delivery.alert_id).in_(alert_ids)))  # type: ignore[call-overload]
-    session.exec(delete(Feedback).where(col(Feedback.profile_id).in_(profile_ids)))  # type: ignore[call-overload]
-    session.exec(delete(Alert).where(col(Alert.profile_id).in_(profile_ids)))  # type: ignore[call-overload]
-    session.exec(delete(Profile).where(col(Profile.id).in_(profile_ids)))  # type: ignore[call-overload]
+    session.exec(delete(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_(delivery_ids)))
+    session.exec(delete(Delivery).where(col(Delivery.alert_id).in_(alert_ids)))
+    session.exec(delete(Feedback).where(col(Feedback.profile_id).in_(profile_ids)))
+    session.exec(delete(Alert).where(col(Alert.profile_id).in_(profile_ids)))
+    session.exec(delete(Profile).where(col(Profile.id).in_(profile_ids)))
 
 
 def _delete_channel(session: Session, channel_id: int) -> None:
     delivery_ids = select(Delivery.id).where(Delivery.channel_id == channel_id)
-    session.exec(delete(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_(delivery_ids)))  # type: ignore[call-overload]
-    session.exec(delete(Delivery).where(Delivery.channel_id == channel_id))  # type: ignore[call-overload]
-    session.exec(delete(Channel).where(Channel.id == channel_id))  # type: ignore[call-overload]
+    session.exec(delete(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_(delivery_ids)))
+    session.exec(delete(Delivery).where(col(Delivery.channel_id) == channel_id))
+    session.exec(delete(Channel).where(col(Channel.id) == channel_id))
 
 
 @router.post("/companies/{company_id}/delete", include_in_schema=False)
@@ -247,14 +247,18 @@ def channel_add(
 
 
 @router.post("/channels/{channel_id}/delete", include_in_schema=False)
-def channel_delete(channel: Channel = Depends(scoped_channel), session: Session = Depends(get_db)) -> Response:
+def channel_delete(
+    channel: Channel = Depends(scoped_channel), session: Session = Depends(get_db)
+) -> Response:
     assert channel.id is not None
     _delete_channel(session, channel.id)
     return _back(f"/companies/{channel.company_id}", "channel removed")
 
 
 @router.post("/channels/{channel_id}/toggle", include_in_schema=False)
-def channel_toggle(channel: Channel = Depends(scoped_channel), session: Session = Depends(get_db)) -> Response:
+def channel_toggle(
+    channel: Channel = Depends(scoped_channel), session: Session = Depends(get_db)
+) -> Response:
     channel.active = not channel.active
     if channel.active:
         channel.unsubscribed_at = None
@@ -373,7 +377,9 @@ def profile_pause(profile: Profile = Depends(scoped_profile), session: Session =
 
 
 @router.post("/profiles/{profile_id}/delete", include_in_schema=False)
-def profile_delete(profile: Profile = Depends(scoped_profile), session: Session = Depends(get_db)) -> Response:
+def profile_delete(
+    profile: Profile = Depends(scoped_profile), session: Session = Depends(get_db)
+) -> Response:
     assert profile.id is not None
     _delete_profiles(session, [profile.id])
     return _back(f"/companies/{profile.company_id}", f"profile {profile.name} deleted")

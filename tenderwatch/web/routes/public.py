@@ -94,9 +94,7 @@ def feedback_page(request: Request, token: str, verdict: str, session: Session =
     if alert is None:
         return _message(request, "Link not valid", "This feedback link is not valid or has expired.", 404)
     tender = session.get(Tender, alert.tender_id)
-    return render(
-        request, "feedback.html", tender=tender, relevant=relevant, token=token, verdict=verdict
-    )
+    return render(request, "feedback.html", tender=tender, relevant=relevant, token=token, verdict=verdict)
 
 
 @router.post("/feedback/{token}/{verdict}", response_class=HTMLResponse, include_in_schema=False)

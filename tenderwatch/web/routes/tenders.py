@@ -120,9 +120,7 @@ def _matches(session: Session, principal: Principal, tender_ids: list[int]) -> l
         f.alert_id: f.relevant
         for f in session.exec(select(Feedback).where(col(Feedback.alert_id).in_(alert_ids)))
     }
-    return [
-        {"alert": a, "profile": p, "company": c, "feedback": feedback.get(a.id)} for a, p, c in rows
-    ]
+    return [{"alert": a, "profile": p, "company": c, "feedback": feedback.get(a.id)} for a, p, c in rows]
 
 
 @router.get("/tenders/{tender_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -136,7 +134,9 @@ def tender_page(
     records = logical_call(session, tender)
     ids = [t.id for t in records if t.id is not None]
     versions = versions_of(session, tender_id)
-    alert_count = session.exec(select(func.count()).select_from(Alert).where(col(Alert.tender_id).in_(ids))).one()
+    alert_count = session.exec(
+        select(func.count()).select_from(Alert).where(col(Alert.tender_id).in_(ids))
+    ).one()
     return render(
         request,
         "tender.html",
