@@ -19,6 +19,8 @@ from tenderwatch.storage.models import Tender
 from tenderwatch.storage.outbox import Delivery, DeliveryStatus
 from tenderwatch.storage.subscriptions import Channel, Profile
 
+_EMAIL = re.compile(r"^[^@\s:/]+@[^@\s:/]+\.[^@\s:/]+$")
+
 
 class ChannelError(ValueError):
     """The channel text is not an e-mail address or a supported URL; the message is safe to show."""
@@ -33,18 +35,23 @@ def mask(target: str) -> str:
     return str(real_mask(target))
 
 
-def _fallback_mask(target: str) -> str:  # FALLBACK
-    text = target.removeprefix("email:")
-    if "://" not in text and "@" in text:
-        local, _, domain = text.partition("@")
-        return f"{local[:1]}…@{domain}"
+def _fallback_mask(target: str) -> str:  # FALLBACK: as alerts.channels.mask, addresses shown, URLs masked
+    text = target.strip().removeprefix("email:")
+    if "://" not in text:
+        return text
     parts = urlsplit(text)
     host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}/…" if parts.scheme else "…"
+    return f"{parts.scheme}://{host}/****"
 
 
 def parse_channel(text: str) -> tuple[str, str]:
-    """``(kind, target)`` for an e-mail address or an apprise URL, or :class:`ChannelError`."""
+    """``(kind, target)`` for an e-mail address or an apprise URL, or :class:`ChannelError`.
+
+    The form accepts a bare address as well as ``email:address`` (the alerts module's notation).
+    """
+    text = text.strip()
+    if "://" not in text and _EMAIL.match(text.removeprefix("mailto:")):
+        text = "email:" + text.removeprefix("mailto:")
     try:
         from tenderwatch.alerts.channels import parse_channel as real_parse
     except ImportError:
@@ -56,9 +63,6 @@ def parse_channel(text: str) -> tuple[str, str]:
     if isinstance(parsed, tuple):
         return str(parsed[0]), str(parsed[1])
     return str(parsed.kind), str(parsed.target)
-
-
-_EMAIL = re.compile(r"^[^@\s:/]+@[^@\s:/]+\.[^@\s:/]+$")
 
 
 def _fallback_parse(text: str) -> tuple[str, str]:  # FALLBACK
@@ -94,6 +98,7 @@ def _fallback_retry(session: Session, delivery_id: int) -> None:  # FALLBACK
     if delivery is None:
         raise LookupError(f"delivery {delivery_id} does not exist")
     delivery.status = DeliveryStatus.PENDING.value
+    delivery.attempts = 0
     delivery.next_attempt_at = now_utc()
     delivery.claimed_by = None
     delivery.claimed_at = None

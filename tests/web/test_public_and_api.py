@@ -42,7 +42,7 @@ def test_unsubscribe_page_asks_before_acting(app, seed: Seed, engine: Engine) ->
         assert s.get(Channel, seed.channel_a).active  # type: ignore[union-attr]  # GET changed nothing
     done = browser.post(f"/unsubscribe/{token}")
     assert done.status_code == 200 and "no more alerts" in done.text
-    assert "sales@photonforge.example" not in done.text
+    assert "sales@photonforge.example" in done.text  # the recipient sees which address stops
     forged = browser.get("/unsubscribe/not-a-token")
     assert forged.status_code == 404
     other_purpose = sign("feedback", {"channel": seed.channel_a})  # a feedback token cannot unsubscribe
