@@ -128,11 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _include_observability(app: FastAPI) -> None:
-    """/metrics and /healthz from the service issue, when present."""
+    """Public /metrics and /healthz of the service issue (``observability.router(engine_factory)``)."""
     try:
-        from tenderwatch import observability  # type: ignore[attr-defined]
+        from tenderwatch import observability  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return
-    router = getattr(observability, "router", None)
-    if router is not None:
-        app.include_router(router)
+    make_router = getattr(observability, "router", None)
+    if callable(make_router):
+        app.include_router(make_router(lambda: app.state.engine))

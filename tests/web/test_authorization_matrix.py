@@ -143,6 +143,19 @@ def cases(seed: Seed) -> dict[tuple[str, str], Case]:
         ("GET", "/profiles/feed/{token}.rss"): Case(f"/profiles/feed/{feed}.rss", 200, public=True),
         ("GET", "/profiles/feed/{token}.atom"): Case(f"/profiles/feed/{feed}.atom", 200, public=True),
         ("GET", "/profiles/feed/{token}.ics"): Case(f"/profiles/feed/{feed}.ics", 200, public=True),
+        **_observability_cases(),
+    }
+
+
+def _observability_cases() -> dict[tuple[str, str], Case]:
+    """The service issue's probes, public when its module is present (503: no scheduler in tests)."""
+    try:
+        from tenderwatch import observability  # type: ignore[attr-defined,unused-ignore]  # noqa: F401
+    except ImportError:
+        return {}
+    return {
+        ("GET", "/metrics"): Case("/metrics", 200, public=True),
+        ("GET", "/healthz"): Case("/healthz", 503, public=True),
     }
 
 

@@ -21,7 +21,9 @@ from tenderwatch.alerts.tokens import sign
 from tenderwatch.config import get_settings
 from tenderwatch.dates import now_utc
 from tenderwatch.storage.db import get_engine, upgrade
+from tenderwatch.storage.accounts import Feedback
 from tenderwatch.storage.models import CrawlRun, Tender
+from tenderwatch.storage.outbox import Delivery
 from tenderwatch.storage.subscriptions import Channel
 from tests.helpers import REPO
 from tests.web.conftest import EMAILS, PASSWORD, Seed, seed_database
@@ -92,6 +94,18 @@ def _demo_data(url: str) -> Seed:
                     scores={"engineering": 0.7},
                 )
             )
+        s.add(
+            Delivery(
+                alert_id=seed.alert_a,
+                channel_id=seed.webhook_channel_a,
+                status="sent",
+                attempts=1,
+                sent_at=now_utc(),
+            )
+        )
+        s.add(
+            Feedback(alert_id=seed.alert_a, tender_id=seed.tender, profile_id=seed.profile_a, relevant=True)
+        )
         s.commit()
     return seed
 

@@ -169,3 +169,18 @@ def test_users_add_cli(tw_env: dict[str, str], engine: Engine) -> None:
     assert add("x@example.org", "--role", "operator", password="short").exit_code == 2
     assert add("y@example.org", "--role", "manager").exit_code == 2
     assert add("z@example.org", "--role", "king").exit_code == 2
+
+
+def test_web_command_serves_the_app_factory(tw_env: dict[str, str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from tenderwatch.cli import app as cli_app
+
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
+    result = CliRunner().invoke(cli_app, ["web", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    ((args, kwargs),) = calls
+    assert args == ("tenderwatch.web.app:create_app",) and kwargs["factory"] is True
+    assert kwargs["port"] == 8123 and kwargs["host"] == "127.0.0.1"
