@@ -20,8 +20,8 @@ from sqlmodel import Session, select
 from tenderwatch.alerts.tokens import sign
 from tenderwatch.config import get_settings
 from tenderwatch.dates import now_utc
-from tenderwatch.storage.db import get_engine, upgrade
 from tenderwatch.storage.accounts import Feedback
+from tenderwatch.storage.db import get_engine, upgrade
 from tenderwatch.storage.models import CrawlRun, Tender
 from tenderwatch.storage.outbox import Delivery
 from tenderwatch.storage.subscriptions import Channel
