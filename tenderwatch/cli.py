@@ -383,10 +383,7 @@ def users_add(
     from tenderwatch.storage.db import session_scope
     from tenderwatch.web.accounts import AccountError, create_user
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     _upgrade()
     try:
         with session_scope() as session:
@@ -395,6 +392,32 @@ def users_add(
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     out.print(f"user {email.strip().lower()} ({role}) created", highlight=False)
+
+
+@users_app.command("password")
+def users_password(
+    email: str = typer.Argument(..., help="Login e-mail address."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Set a new password (unlocks the account and logs the user out everywhere)."""
+    from tenderwatch.storage.db import session_scope
+    from tenderwatch.web.accounts import AccountError, set_password
+
+    password = _read_password(password_stdin)
+    _upgrade()
+    try:
+        with session_scope() as session:
+            set_password(session, email, password)
+    except AccountError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"password of {email.strip().lower()} changed", highlight=False)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 @app.command()

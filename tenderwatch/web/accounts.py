@@ -75,6 +75,20 @@ def create_user(
     return user
 
 
+def set_password(session: Session, email: str, password: str) -> User:
+    """A new password; unlocks the account and ends every existing session of the user."""
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        raise AccountError(f"no user {email.strip().lower()}")
+    user.password_hash = hash_password(password)
+    user.session_version += 1
+    user.failed_logins = 0
+    user.locked_until = None
+    session.add(user)
+    session.flush()
+    return user
+
+
 @dataclass
 class LoginResult:
     user: User | None

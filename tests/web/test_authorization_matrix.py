@@ -68,7 +68,12 @@ def cases(seed: Seed) -> dict[tuple[str, str], Case]:
             f"/companies/{seed.company_a}/pause", 303, SUBSCRIBERS, True
         ),
         ("POST", "/companies/{company_id}/delete"): Case(
-            f"/companies/{seed.victim_company_a}/delete", 303, SUBSCRIBERS, True, order=5
+            f"/companies/{seed.victim_company_a}/delete",
+            303,
+            SUBSCRIBERS,
+            True,
+            order=5,
+            data={"confirm": "Doomed Optics"},
         ),
         ("POST", "/companies/{company_id}/channels"): Case(
             f"/companies/{seed.company_a}/channels",

@@ -181,7 +181,11 @@ def test_company_lifecycle_and_channels(client_for, seed: Seed, engine: Engine) 
     assert client.form(f"/companies/{company_id}/pause").status_code == 303
     with Session(engine) as s:
         assert s.get(Company, company_id).active is False  # type: ignore[union-attr]
-    assert client.form(f"/companies/{company_id}/delete").status_code == 303
+    unconfirmed = client.form(f"/companies/{company_id}/delete", {"confirm": "lumen"})
+    assert "confirm" in unconfirmed.headers["location"]
+    with Session(engine) as s:
+        assert s.get(Company, company_id) is not None
+    assert client.form(f"/companies/{company_id}/delete", {"confirm": "Lumen SME"}).status_code == 303
     with Session(engine) as s:
         assert s.get(Company, company_id) is None
         assert s.exec(select(Channel).where(Channel.company_id == company_id)).first() is None
@@ -215,3 +219,21 @@ def test_long_text_changes_show_as_word_diffs_escaped() -> None:
 
     html = str(word_diff("Supply of <b>two</b> lasers for the hall", "Supply of three lasers for the hall"))
     assert html == "Supply of <del>&lt;b&gt;two&lt;/b&gt;</del> <ins>three</ins> lasers for the hall"
+
+
+def test_password_reset_ends_existing_sessions(app, client_for, seed: Seed, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from tenderwatch.cli import app as cli_app
+
+    client = client_for("operator")
+    assert client.get("/operations").status_code == 200
+    result = CliRunner().invoke(
+        cli_app, ["users", "password", EMAILS["operator"], "--password-stdin"], input="a brand new password\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert client.get("/operations").status_code == 303  # the old session cookie no longer works
+    unknown = CliRunner().invoke(
+        cli_app, ["users", "password", "nobody@x.org", "--password-stdin"], input="x" * 12
+    )
+    assert unknown.exit_code == 2

@@ -212,8 +212,13 @@ def _delete_channel(session: Session, channel_id: int) -> None:
 
 @router.post("/companies/{company_id}/delete", include_in_schema=False)
 def company_delete(
-    company: Company = Depends(scoped_company), session: Session = Depends(get_db)
+    confirm: str = Form("", max_length=255),
+    company: Company = Depends(scoped_company),
+    session: Session = Depends(get_db),
 ) -> Response:
+    """Deletes the company with its profiles, channels and alert history, once its name is typed."""
+    if confirm.strip() != company.name:
+        return _back(f"/companies/{company.id}", "type the company's name to confirm the deletion")
     profile_ids = [p for p in session.exec(select(Profile.id).where(Profile.company_id == company.id)) if p]
     _delete_profiles(session, profile_ids)
     for channel_id in session.exec(select(Channel.id).where(Channel.company_id == company.id)):
