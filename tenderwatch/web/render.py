@@ -14,12 +14,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from tenderwatch.export import deadline_text
+from tenderwatch.relevance import CATEGORIES as RELEVANCE_CATEGORIES
 from tenderwatch.web.alerts_bridge import mask
 from tenderwatch.web.deps import template_context
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
-#: known classifier categories (the relevance issue defines them); others found in data are added
-CATEGORIES = ("laser_photonics", "engineering")
+CATEGORIES = tuple(RELEVANCE_CATEGORIES)  # the classifier's categories, for filters and profile forms
 STATUSES = ("planned", "active", "closed", "cancelled", "awarded")
 
 
