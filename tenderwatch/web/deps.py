@@ -84,8 +84,8 @@ def _session_user(request: Request, session: Session) -> User | None:
 
 
 def current_principal(request: Request, session: Session = Depends(get_db)) -> Principal:
-    """The logged-in caller (session cookie, or a Bearer API token on /api)."""
-    token = _bearer(request)
+    """The logged-in caller (session cookie, or a Bearer API token on /api only: tokens are read-only)."""
+    token = _bearer(request) if request.url.path.startswith("/api/") else None
     user = user_for_api_token(session, token) if token else _session_user(request, session)
     if user is None:
         raise LoginRequired()

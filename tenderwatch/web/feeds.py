@@ -15,6 +15,7 @@ from tenderwatch.export import deadline_text
 from tenderwatch.storage.models import Tender
 from tenderwatch.storage.outbox import Alert
 from tenderwatch.storage.subscriptions import Profile
+from tenderwatch.web.render import safe_url
 
 FEED_PURPOSE = "profile-feed"
 FEED_SIZE = 50
@@ -74,7 +75,7 @@ def render_feed(session: Session, profile: Profile, *, atom: bool, self_url: str
         entry.id(f"tenderwatch:tender:{tender.id}")
         entry.guid(f"tenderwatch:tender:{tender.id}", permalink=False)
         entry.title(tender.title)
-        entry.link(href=tender.url or link(f"/tenders/{tender.id}"))
+        entry.link(href=safe_url(tender.url) or link(f"/tenders/{tender.id}"))
         entry.description(_summary(tender, alert))
         entry.published(alert.created_at)
         entry.updated(tender.last_changed_at)
@@ -94,7 +95,7 @@ def _event(tender: Tender) -> Event | None:
         event.add("dtend", tender.deadline_at)
     else:
         return None
-    if tender.url:
+    if safe_url(tender.url):
         event.add("url", tender.url)
     event.add("description", f"{tender.source} {tender.reference or ''}".strip())
     return event

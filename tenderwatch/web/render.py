@@ -38,6 +38,12 @@ def _deadline(tender: Any) -> str:
     return _when(tender.deadline_at) if tender.deadline_at is not None else (deadline_text(tender) or "—")
 
 
+def safe_url(value: Any) -> str:
+    """Only http(s) links from portal data reach an ``href`` (no ``javascript:`` or ``data:`` URLs)."""
+    text = str(value or "").strip()
+    return text if text.lower().startswith(("http://", "https://")) else ""
+
+
 def word_diff(old: Any, new: Any) -> Markup:
     """Old → new text as escaped words with ``<del>``/``<ins>`` around what changed."""
     before, after = str(old if old is not None else "").split(), str(new if new is not None else "").split()
@@ -67,7 +73,9 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, deadline=_deadline, mask=mask, short=_short, word_diff=word_diff)
+    env.filters.update(
+        when=_when, deadline=_deadline, mask=mask, short=_short, word_diff=word_diff, safe_url=safe_url
+    )
     env.globals.update(CATEGORIES=CATEGORIES, STATUSES=STATUSES)
     return env
 

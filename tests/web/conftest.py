@@ -118,7 +118,13 @@ def seed_database(engine: Engine) -> Seed:
             cpv=["38636100"],
             buyer="European Space Agency",
         )
-        xss = _tender(2, title=XSS_TITLE, description="<img src=x onerror=alert(1)>")
+        xss = _tender(
+            2,
+            title=XSS_TITLE,
+            description="<img src=x onerror=alert(1)>",
+            url="javascript:alert(2)",
+            documents=[{"title": "Specs", "url": "javascript:alert(3)"}],
+        )
         date_only = _tender(
             3,
             title="Magnet power converters",

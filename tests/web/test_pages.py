@@ -21,6 +21,7 @@ def test_script_in_a_tender_title_is_shown_as_text(client_for, seed: Seed) -> No
         html = client.get(path).text
         assert "<script>alert" not in html and "<img src=x" not in html
         assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in html
+        assert 'href="javascript:' not in html  # portal URLs are links only when http(s)
     assert XSS_TITLE in client.get(f"/api/tenders/{seed.xss_tender}").json()["title"]
 
 

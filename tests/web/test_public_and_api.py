@@ -104,6 +104,8 @@ def test_api_needs_a_token_and_accepts_bearer(app, client_for, seed: Seed) -> No
     token = page.split('shown once): <code class="mono">')[1].split("<")[0]
     response = anonymous.get("/api/tenders?q=laser", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200 and response.json()["total"] == 2
+    pages = anonymous.get("/tenders", headers={"Authorization": f"Bearer {token}"}, follow_redirects=False)
+    assert pages.status_code == 303  # API tokens open the API, not the admin pages
     schema = anonymous.get("/api/openapi.json").json()
     assert "/api/tenders" in schema["paths"] and "/companies" not in schema["paths"]
 
