@@ -161,11 +161,7 @@ def _one_per_call(rows: list[Tender]) -> list[Tender]:
 
 
 def logical_call(session: Session, tender: Tender) -> list[Tender]:
-    """Every stored record of the same call across portals (``canonical_id`` groups them)."""
-    root = tender.canonical_id or tender.id
-    rows = session.exec(
-        select(Tender)
-        .where(or_(col(Tender.id) == root, col(Tender.canonical_id) == root))
-        .order_by(col(Tender.id))
-    )
-    return list(rows)
+    """Every stored record of the same call across portals, canonical record first."""
+    from tenderwatch.storage.calls import members, root_id
+
+    return members(session, root_id(tender))

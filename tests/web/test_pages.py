@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from tenderwatch.storage.accounts import User
-from tenderwatch.storage.models import SourceState
+from tenderwatch.storage.models import SourceState, Tender
 from tenderwatch.storage.outbox import Delivery
 from tenderwatch.storage.subscriptions import Channel, Company, Profile
 from tenderwatch.web.accounts import MAX_FAILED_LOGINS
@@ -127,8 +127,24 @@ def test_login_redirects_only_to_local_paths(app, seed: Seed) -> None:  # type: 
     assert client.get("/tenders/999999").status_code == 404
 
 
-def test_tender_detail_shows_sources_classification_history(client_for, seed: Seed) -> None:  # type: ignore[no-untyped-def]
+def test_tender_detail_shows_sources_classification_history(client_for, seed: Seed, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    from tenderwatch.storage.calls import LinkDecision, TenderNotice
+
+    with Session(engine) as s:
+        twin = s.exec(select(Tender).where(Tender.source == "ted")).one()
+        s.add(TenderNotice(tender_id=twin.id, source="ted", notice_id="123456-2026"))  # type: ignore[arg-type]
+        s.add(
+            LinkDecision(
+                tender_id=twin.id,
+                other_id=seed.tender,
+                decision="merged",
+                method="reference",  # type: ignore[arg-type]
+                confidence=0.97,
+            )
+        )
+        s.commit()
     html = client_for("admin").get(f"/tenders/{seed.tender}").text
+    assert "123456-2026" in html and "merged with" in html and "by reference (0.97)" in html
     assert "https://esa.example/tenders/1" in html and "https://esa.example/tenders/4" in html  # TED twin
     assert "keyword: femtosecond laser" in html and "0.92" in html
     assert "Version 2" in html and "2026-02-01" in html

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from tenderwatch.config import get_settings
 from tenderwatch.export import CSV_COLUMNS, csv_row
 from tenderwatch.storage.accounts import Feedback
+from tenderwatch.storage.calls import decisions, notices_of
 from tenderwatch.storage.models import Tender
 from tenderwatch.storage.outbox import Alert
 from tenderwatch.storage.subscriptions import Company, Profile
@@ -134,6 +135,7 @@ def tender_page(
     records = logical_call(session, tender)
     ids = [t.id for t in records if t.id is not None]
     versions = versions_of(session, tender_id)
+    notices = {t.id: notices_of(session, t.id) for t in records if t.id is not None}
     alert_count = session.exec(
         select(func.count()).select_from(Alert).where(col(Alert.tender_id).in_(ids))
     ).one()
@@ -142,6 +144,8 @@ def tender_page(
         "tender.html",
         tender=tender,
         records=records,
+        notices=notices,
+        links=decisions(session, ids),
         versions=versions,
         matches=_matches(session, principal, ids),
         alert_count=alert_count,
