@@ -372,6 +372,79 @@ def db_upgrade() -> None:
     out.print(f"database at {_safe_db_url()} is up to date", highlight=False)
 
 
+# --- web admin (issue #8) -----------------------------------------------------------------------
+users_app = typer.Typer(help="Web admin accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    email: str = typer.Argument(..., help="Login e-mail address."),
+    role: str = typer.Option(..., "--role", help="admin, manager or operator."),
+    cluster: list[str] = typer.Option([], "--cluster", help="Cluster a manager curates (repeatable)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Create a web admin user (the first admin, managers of clusters, operators)."""
+    from tenderwatch.storage.db import session_scope
+    from tenderwatch.web.accounts import AccountError, create_user
+
+    password = _read_password(password_stdin)
+    _upgrade()
+    try:
+        with session_scope() as session:
+            create_user(session, email, password, role, cluster)
+    except AccountError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"user {email.strip().lower()} ({role}) created", highlight=False)
+
+
+@users_app.command("password")
+def users_password(
+    email: str = typer.Argument(..., help="Login e-mail address."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Set a new password (unlocks the account and logs the user out everywhere)."""
+    from tenderwatch.storage.db import session_scope
+    from tenderwatch.web.accounts import AccountError, set_password
+
+    password = _read_password(password_stdin)
+    _upgrade()
+    try:
+        with session_scope() as session:
+            set_password(session, email, password)
+    except AccountError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"password of {email.strip().lower()} changed", highlight=False)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@app.command()
+def web(
+    host: str = typer.Option(None, help="Interface (default TENDERWATCH_WEB_HOST)."),
+    port: int = typer.Option(None, help="Port (default TENDERWATCH_WEB_PORT)."),
+) -> None:
+    """Serve the web admin alone (``tenderwatch run`` serves it too)."""
+    import uvicorn
+
+    settings = get_settings()
+    _upgrade()
+    uvicorn.run(
+        "tenderwatch.web.app:create_app",
+        factory=True,
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+        proxy_headers=True,
+        log_level=settings.log_level.lower(),
+    )
+
+
 def _safe_db_url() -> str:
     """The database URL without its password (never print secrets)."""
     from sqlalchemy.engine import make_url

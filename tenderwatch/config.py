@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     # --- web -----------------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    # web admin (issue #8): session lifetime, OCDS ocid prefix, how long feedback links stay valid
+    web_session_max_age_seconds: int = 12 * 3600
+    ocds_prefix: str = "ocds-tndrwt"
+    feedback_link_max_age_days: int = 180
 
     _split = field_validator(
         "sources", "disabled_sources", "ted_buyers", "ted_notice_types", "operator_urls", mode="before"

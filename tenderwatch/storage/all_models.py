@@ -3,4 +3,12 @@
 Each capability that adds tables adds its module here.
 """
 
-from tenderwatch.storage import alert_state, calls, feeds, models, outbox, subscriptions  # noqa: F401
+from tenderwatch.storage import (  # noqa: F401
+    accounts,
+    alert_state,
+    calls,
+    feeds,
+    models,
+    outbox,
+    subscriptions,
+)
