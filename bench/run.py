@@ -1,0 +1,62 @@
+"""``make bench``: measure P1–P6 (and the classifier, when present) and write results.md / results.json.
+
+``BENCH_SCALE=0.1`` for a quick run, ``BENCH_ONLY=p1,p3`` to run some figures, ``BENCH_OUT`` for another
+output directory (the test suite writes to a temporary one). See bench/README.md for what each figure
+measures and its baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.figures import FIGURES
+from bench.harness import Context, Figure, machine_summary, not_measured, write_results
+
+BENCH_DIR = Path(__file__).resolve().parent
+ANALYSIS_FILE = BENCH_DIR / "analysis.md"
+
+
+def run_all(ctx: Context) -> list[Figure]:
+    figures: list[Figure] = []
+    for name, title, measure in FIGURES:
+        if not ctx.wants(name):
+            continue
+        ctx.say(f"{name}: {title}")
+        started = time.perf_counter()
+        figures.extend(_guarded(name, title, measure, ctx))
+        ctx.say(f"{name}: done in {time.perf_counter() - started:.0f} s")
+    return figures
+
+
+def _guarded(name: str, title: str, measure: Callable[[Context], list[Figure]], ctx: Context) -> list[Figure]:
+    """A figure that crashes is reported as not measured with its error, and the others still run."""
+    try:
+        return measure(ctx)
+    except Exception as exc:  # noqa: BLE001 (report any failure, keep benchmarking)
+        ctx.say(traceback.format_exc())
+        return [not_measured(f"{name.upper()} {title}", f"the benchmark failed: {type(exc).__name__}: {exc}")]
+
+
+def main() -> None:
+    ctx = Context.from_env()
+    out_dir = Path(os.environ.get("BENCH_OUT") or BENCH_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    machine = machine_summary(ctx)
+    ctx.say(f"bench at scale {ctx.scale:g}; machine {machine}")
+    try:
+        figures = run_all(ctx)
+    finally:
+        shutil.rmtree(ctx.workdir, ignore_errors=True)
+    analysis = ANALYSIS_FILE.read_text() if ANALYSIS_FILE.exists() else ""
+    write_results(figures, machine, ctx, out_dir, elapsed=time.perf_counter() - started, analysis=analysis)
+    ctx.say(f"wrote {out_dir / 'results.md'} and results.json in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
