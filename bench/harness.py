@@ -61,7 +61,7 @@ def not_measured(figure: str, reason: str, target: str = "") -> Figure:
 
 @dataclass
 class Context:
-    """Run-wide knobs from the environment: ``BENCH_SCALE`` (0.1 = quick run), ``BENCH_ONLY``, PG admin URL."""
+    """Run-wide knobs from the environment: ``BENCH_SCALE`` (0.1 = quick), ``BENCH_ONLY``, PG admin URL."""
 
     scale: float = 1.0
     only: set[str] = field(default_factory=set)
@@ -181,7 +181,7 @@ def postgres_version(ctx: Context) -> str:
             version = str(conn.execute(text("SHOW server_version")).scalar())
         engine.dispose()
         return f"PostgreSQL {version}"
-    except Exception as exc:  # noqa: BLE001 (any failure means "not available" here)
+    except Exception as exc:
         return f"PostgreSQL unavailable ({type(exc).__name__})"
 
 
@@ -221,7 +221,13 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 
 def write_results(
-    figures: list[Figure], machine: dict[str, Any], ctx: Context, out_dir: Path, *, elapsed: float, analysis: str
+    figures: list[Figure],
+    machine: dict[str, Any],
+    ctx: Context,
+    out_dir: Path,
+    *,
+    elapsed: float,
+    analysis: str,
 ) -> None:
     """``results.json`` (all data) and ``results.md`` (the table, the machine, the analysis)."""
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

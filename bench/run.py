@@ -37,9 +37,24 @@ def _guarded(name: str, title: str, measure: Callable[[Context], list[Figure]], 
     """A figure that crashes is reported as not measured with its error, and the others still run."""
     try:
         return measure(ctx)
-    except Exception as exc:  # noqa: BLE001 (report any failure, keep benchmarking)
+    except Exception as exc:
         ctx.say(traceback.format_exc())
         return [not_measured(f"{name.upper()} {title}", f"the benchmark failed: {type(exc).__name__}: {exc}")]
+
+
+def _profile_if_missed(ctx: Context, figures: list[Figure]) -> str:
+    """py-spy profile of an ingest crawl when P1 missed its target (``BENCH_PROFILE=0`` skips it)."""
+    if os.environ.get("BENCH_PROFILE", "1") == "0":
+        return ""
+    if not any(f.figure.startswith("P1") and f.met is False for f in figures):
+        return ""
+    from bench.profile import profile_crawl
+
+    ctx.say("profiling an ingest crawl with py-spy (P1 target missed)")
+    try:
+        return profile_crawl(ctx, ctx.n(5000))
+    except Exception as exc:
+        return f"profiling failed: {type(exc).__name__}: {exc}"
 
 
 def main() -> None:
@@ -51,9 +66,12 @@ def main() -> None:
     ctx.say(f"bench at scale {ctx.scale:g}; machine {machine}")
     try:
         figures = run_all(ctx)
+        analysis = ANALYSIS_FILE.read_text() if ANALYSIS_FILE.exists() else ""
+        profile = _profile_if_missed(ctx, figures)
+        if profile:
+            analysis = f"{analysis}\n\n## Profile of this run's ingest crawl\n\n{profile}\n"
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
-    analysis = ANALYSIS_FILE.read_text() if ANALYSIS_FILE.exists() else ""
     write_results(figures, machine, ctx, out_dir, elapsed=time.perf_counter() - started, analysis=analysis)
     ctx.say(f"wrote {out_dir / 'results.md'} and results.json in {time.perf_counter() - started:.0f} s")
 

@@ -23,7 +23,7 @@ class SinkHandler:
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or envelope.content
         data = raw if isinstance(raw, bytes) else str(raw).encode()
         subject = str(make_header(decode_header(message_from_bytes(data).get("Subject", ""))))
