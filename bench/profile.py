@@ -27,7 +27,7 @@ STAGES = (
     ("spider: JSON decoding", "json_body"),
     ("spider: other", "parse_page"),
     ("run record / stats", "CrawlRunRecorder"),
-    ("start-up (imports, migrations check)", "<module>"),
+    ("Scrapy / Twisted engine and downloads", "CrawlerProcess.start"),
 )
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:]+):\d+\)$")
 
@@ -37,7 +37,7 @@ def py_spy() -> str | None:
     return str(candidate) if candidate.exists() else shutil.which("py-spy")
 
 
-def profile_crawl(ctx: Context, n: int) -> str:
+def profile_crawl(ctx: Context, n: int, keep: Path | None = None) -> str:
     """Markdown summary of a py-spy profile of one crawl of ``n`` tenders into SQLite."""
     tool = py_spy()
     if tool is None:
@@ -77,6 +77,8 @@ def profile_crawl(ctx: Context, n: int) -> str:
         )
     if not raw.exists():
         return f"py-spy failed ({done.returncode}): {done.stderr[-300:]}"
+    if keep is not None:
+        shutil.copy(raw, keep)
     return summarise(raw.read_text(), n)
 
 
@@ -122,7 +124,7 @@ def _stage(frames: list[str]) -> str:
     for name, marker in STAGES:
         if any(marker in frame for frame in frames):
             return name
-    return "Scrapy / Twisted engine and downloads"
+    return "start-up and shutdown (imports, settings, migrations check)"
 
 
 def _package(path: str) -> str:
@@ -142,9 +144,10 @@ def _short(frame: str) -> str:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    keep = Path(sys.argv[2]) if len(sys.argv) > 2 else None  # keep py-spy's collapsed stacks there
     ctx = Context.from_env()
     try:
-        print(profile_crawl(ctx, n))
+        print(profile_crawl(ctx, n, keep))
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
 
