@@ -7,11 +7,16 @@ outside (no instrumentation overhead); idle samples are left out, so percentages
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.harness import PYTHON, REPO, Context, crawl_env, sqlite_url
@@ -49,8 +54,6 @@ def profile_crawl(ctx: Context, n: int, keep: Path | None = None) -> str:
     upgrade(db_url)
     with BenchPortal(esa=n) as portal:
         env = crawl_env(db_url, ctx.workdir / "data", **portal.env("esa"))
-        import os
-
         done = subprocess.run(
             [
                 tool,
@@ -154,3 +157,64 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@contextmanager
+def sampled(ctx: Context, name: str) -> Iterator[list[str]]:
+    """py-spy samples this process while the block runs; the summary is appended to the yielded list."""
+    tool = py_spy()
+    summary: list[str] = []
+    if tool is None or os.environ.get("BENCH_PROFILE", "1") == "0":
+        yield summary
+        return
+    raw = ctx.workdir / f"{name}.profile.txt"
+    spy = subprocess.Popen(
+        [tool, "record", "--pid", str(os.getpid()), "--format", "raw", "--rate", "50", "--nonblocking"]
+        + ["-o", str(raw)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)  # let py-spy attach
+    try:
+        yield summary
+    finally:
+        spy.send_signal(signal.SIGINT)
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+        if raw.exists():
+            summary.append(summarise_functions(raw.read_text()))
+
+
+def summarise_functions(collapsed: str, top: int = 8) -> str:
+    """Where the CPU went: the deepest tenderwatch frame of each sample and the hottest leaf functions."""
+    ours: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit() or not stack.strip():
+            continue
+        frames = stack.split(";")
+        if any("serve_forever" in f or "bench/profile.py" in f for f in frames[:6]):
+            continue  # the bench portal's thread or py-spy's own waiting
+        count = int(count_text)
+        total += count
+        mine = [f for f in frames if "tenderwatch/" in f]
+        ours[_short(mine[-1]) if mine else "(outside tenderwatch)"] += count
+        leaves[_short(frames[-1])] += count
+    if not total:
+        return "py-spy recorded no samples."
+    parts = [f"{total} samples; deepest tenderwatch frame:"]
+    parts += [f"`{name}` {count / total:.0%}" for name, count in ours.most_common(top)]
+    parts += ["; hottest leaf functions:"]
+    parts += [f"`{name}` {count / total:.0%}" for name, count in leaves.most_common(5)]
+    return (
+        " ".join(parts[:1])
+        + " "
+        + ", ".join(parts[1 : top + 1])
+        + parts[top + 1]
+        + " "
+        + ", ".join(parts[top + 2 :])
+    )
