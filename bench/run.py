@@ -15,10 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.figures import FIGURES
-from bench.harness import Context, Figure, machine_summary, not_measured, write_results
+from bench.harness import Context, Figure, machine_summary, merge_previous, not_measured, write_results
 
 BENCH_DIR = Path(__file__).resolve().parent
 ANALYSIS_FILE = BENCH_DIR / "analysis.md"
+GROUPS = [name for name, _, _ in FIGURES]
 
 
 def run_all(ctx: Context) -> list[Figure]:
@@ -28,7 +29,10 @@ def run_all(ctx: Context) -> list[Figure]:
             continue
         ctx.say(f"{name}: {title}")
         started = time.perf_counter()
-        figures.extend(_guarded(name, title, measure, ctx))
+        measured = _guarded(name, title, measure, ctx)
+        for figure in measured:
+            figure.group = name
+        figures.extend(measured)
         ctx.say(f"{name}: done in {time.perf_counter() - started:.0f} s")
     return figures
 
@@ -72,6 +76,9 @@ def main() -> None:
             analysis = f"{analysis}\n\n## Profile of this run's ingest crawl\n\n{profile}\n"
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
+    if os.environ.get("BENCH_MERGE") == "1":
+        figures = merge_previous(figures, out_dir / "results.json")
+        figures.sort(key=lambda f: GROUPS.index(f.group) if f.group in GROUPS else len(GROUPS))
     write_results(figures, machine, ctx, out_dir, elapsed=time.perf_counter() - started, analysis=analysis)
     ctx.say(f"wrote {out_dir / 'results.md'} and results.json in {time.perf_counter() - started:.0f} s")
 
