@@ -37,6 +37,7 @@ from bench.harness import (
 )
 from bench.portal import BenchPortal, esa_urls
 from bench.profile import sampled
+from bench.smtp_sink import free_port
 
 P1_TARGET = 0.7
 P6_TARGET_MB = 250.0
@@ -703,6 +704,7 @@ def _freshness(ctx: Context, target: str) -> Figure:
             TENDERWATCH_CRAWL_JITTER_SECONDS="0",
             TENDERWATCH_DISPATCH_INTERVAL_SECONDS=str(interval),
             TENDERWATCH_SMTP_URL=f"smtp://127.0.0.1:{port}",
+            TENDERWATCH_WEB_PORT=str(free_port()),  # the service's web admin must not collide
             **portal.env("esa"),
         )
         import os
