@@ -7,6 +7,7 @@ measures and its baseline.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -61,6 +62,13 @@ def _profile_if_missed(ctx: Context, figures: list[Figure]) -> str:
         return f"profiling failed: {type(exc).__name__}: {exc}"
 
 
+def _previous(path: Path, key: str) -> str:
+    try:
+        return str(json.loads(path.read_text()).get(key) or "")
+    except (OSError, ValueError):
+        return ""
+
+
 def main() -> None:
     ctx = Context.from_env()
     out_dir = Path(os.environ.get("BENCH_OUT") or BENCH_DIR)
@@ -72,14 +80,23 @@ def main() -> None:
         figures = run_all(ctx)
         analysis = ANALYSIS_FILE.read_text() if ANALYSIS_FILE.exists() else ""
         profile = _profile_if_missed(ctx, figures)
-        if profile:
-            analysis = f"{analysis}\n\n## Profile of this run's ingest crawl\n\n{profile}\n"
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
-    if os.environ.get("BENCH_MERGE") == "1":
+    merged = os.environ.get("BENCH_MERGE") == "1"
+    if merged:
+        profile = profile or _previous(out_dir / "results.json", "ingest_profile")
         figures = merge_previous(figures, out_dir / "results.json")
         figures.sort(key=lambda f: GROUPS.index(f.group) if f.group in GROUPS else len(GROUPS))
-    write_results(figures, machine, ctx, out_dir, elapsed=time.perf_counter() - started, analysis=analysis)
+    write_results(
+        figures,
+        machine,
+        ctx,
+        out_dir,
+        elapsed=time.perf_counter() - started,
+        analysis=analysis,
+        profile=profile,
+        merged=merged,
+    )
     ctx.say(f"wrote {out_dir / 'results.md'} and results.json in {time.perf_counter() - started:.0f} s")
 
 

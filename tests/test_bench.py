@@ -133,7 +133,7 @@ def test_make_bench_at_tiny_scale_writes_both_files(tmp_path: Path) -> None:
         **os.environ,
         "BENCH_SCALE": "0.0025",
         "BENCH_OUT": str(tmp_path),
-        "BENCH_ONLY": "p1,p2html,p3,p4,classify",
+        "BENCH_ONLY": "p1,p2alerts,p2html,p3,p4,classify",
         "BENCH_PROFILE": "0",
         # an unreachable server exercises the "not measured" path when no PostgreSQL is configured
         "BENCH_PG_ADMIN_URL": pg.rsplit("/", 1)[0] + "/postgres"
