@@ -24,6 +24,7 @@ from bench.portal import BenchPortal
 
 #: stages of the crawl, recognised by a frame anywhere in the sampled stack (first match wins)
 STAGES = (
+    ("store: cross-portal candidates (calls.link_record)", "link_record"),
     ("store: upsert_batch (SQLAlchemy + DB)", "upsert_batch"),
     ("store: other", "StorePipeline"),
     ("classify", "ClassifyPipeline"),

@@ -83,8 +83,14 @@ def main() -> None:
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
     merged = os.environ.get("BENCH_MERGE") == "1"
+    full_run = time.perf_counter() - started
     if merged:
         profile = profile or _previous(out_dir / "results.json", "ingest_profile")
+        full_run = float(
+            _previous(out_dir / "results.json", "full_run_seconds")
+            or _previous(out_dir / "results.json", "elapsed_seconds")
+            or 0
+        )
         figures = merge_previous(figures, out_dir / "results.json")
         figures.sort(key=lambda f: GROUPS.index(f.group) if f.group in GROUPS else len(GROUPS))
     write_results(
@@ -96,6 +102,7 @@ def main() -> None:
         analysis=analysis,
         profile=profile,
         merged=merged,
+        full_run=full_run,
     )
     ctx.say(f"wrote {out_dir / 'results.md'} and results.json in {time.perf_counter() - started:.0f} s")
 
