@@ -45,4 +45,3 @@ def new_list() -> list[Any]:
 
 def new_dict() -> dict[str, Any]:
     return {}
-
