@@ -14,11 +14,12 @@ from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from tenderwatch.dates import now_utc
-from tenderwatch.storage.types import JSONType, UTCDateTime
+from tenderwatch.storage.types import JSONType, UTCDateTime, new_dict, new_list
 
 
 def _json(**kw: Any) -> Any:
-    return Field(default_factory=kw.pop("factory", list), sa_column=Column(JSONType, nullable=False), **kw)
+    factory = {list: new_list, dict: new_dict}.get(kw.pop("factory", list))
+    return Field(default_factory=factory, sa_column=Column(JSONType, nullable=False), **kw)
 
 
 def _when(nullable: bool = True, index: bool = False) -> Any:

@@ -14,7 +14,7 @@ from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from tenderwatch.dates import now_utc
-from tenderwatch.storage.types import JSONType, UTCDateTime
+from tenderwatch.storage.types import JSONType, UTCDateTime, new_dict, new_list
 
 
 def _now_column() -> Any:
@@ -46,8 +46,8 @@ class Alert(SQLModel, table=True):
     tender_id: int = Field(foreign_key="tender.id", index=True)
     kind: str = Field(sa_column=Column(String(16), nullable=False))
     version: int
-    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
-    diff: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    reasons: list[str] = Field(default_factory=new_list, sa_column=Column(JSONType, nullable=False))
+    diff: dict[str, Any] = Field(default_factory=new_dict, sa_column=Column(JSONType, nullable=False))
     created_at: datetime = _now_column()
 
 
