@@ -20,3 +20,12 @@ def test_migrations_match_models(engine: Engine) -> None:
 def test_upgrade_is_idempotent(db_url: str, engine: Engine) -> None:
     upgrade(db_url)
     assert {"tender", "tender_version", "tender_event", "crawl_run"} <= set(inspect(engine).get_table_names())
+
+
+def test_one_head() -> None:
+    """Parallel work merges its migration branches: a release has exactly one head."""
+    from alembic.script import ScriptDirectory
+
+    from tenderwatch.storage.db import alembic_config
+
+    assert len(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()) == 1
