@@ -7,10 +7,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from scrapy import Request
-from scrapy.downloadermiddlewares.retry import RetryMiddleware
-from scrapy.utils.response import response_status_message
 from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.http import Response
+from scrapy.utils.response import response_status_message
 
 from tenderwatch.config import Settings
 
@@ -83,12 +83,11 @@ def retry_after_seconds(value: bytes | str | None, now: float | None = None) -> 
 
 async def twisted_sleep(seconds: float) -> None:
     """Wait without blocking the reactor (works on the asyncio and the default Twisted reactor)."""
+    from scrapy.utils.defer import maybe_deferred_to_future
     from twisted.internet import reactor
     from twisted.internet.task import deferLater
 
-    from scrapy.utils.defer import maybe_deferred_to_future
-
-    await maybe_deferred_to_future(deferLater(reactor, seconds, lambda: None))  # type: ignore[arg-type]
+    await maybe_deferred_to_future(deferLater(reactor, seconds, lambda: None))
 
 
 class BackoffRetryMiddleware(RetryMiddleware):
@@ -124,7 +123,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
         wait = self.delay(request, response)
         stats = self.crawler.stats
         if stats is not None:
-            stats.inc_value("tenderwatch/retry_wait_seconds", wait)
+            stats.inc_value("tenderwatch/retry_wait_ms", round(wait * 1000))
         await self.sleep(wait)
         return self._retry(request, response_status_message(response.status)) or response
 

@@ -23,6 +23,7 @@ from scrapy.http.headers import Headers
 from scrapy.responsetypes import responsetypes
 
 from tenderwatch import __version__
+from tenderwatch.config import Settings
 from tenderwatch.dates import iso, now_utc
 from tenderwatch.middlewares import ORIGINAL_URL
 from tenderwatch.spiders.base import ERROR_STAT
@@ -73,10 +74,15 @@ class RecordMiddleware:
     def from_crawler(cls, crawler: Crawler) -> RecordMiddleware:
         directory = crawler.settings.get(RECORD_SETTING)
         if not directory:
-            raise NotConfigured("not recording")
+            raise NotConfigured  # no message: Scrapy would log a warning
         return cls(crawler, Path(directory))
 
     def process_response(self, request: Request, response: Response) -> Response:
+        method, url, body = key_of(request)
+        spider = self.crawler.spider
+        override = Settings.source_origin(spider.name) if spider is not None else None
+        if override and url.startswith(override + "/"):
+            return response  # robots.txt of a local stand-in origin: not part of the real portal
         self.count += 1
         headers = {
             name: response.headers.get(name).decode("latin-1")  # type: ignore[union-attr]
@@ -85,7 +91,6 @@ class RecordMiddleware:
         }
         body_file = f"bodies/{self.count:04d}.{extension_for(headers.get('Content-Type', ''))}"
         (self.directory / body_file).write_bytes(response.body)
-        method, url, body = key_of(request)
         exchange = {
             "method": method,
             "url": url,
@@ -149,7 +154,7 @@ class ReplayMiddleware:
     def from_crawler(cls, crawler: Crawler) -> ReplayMiddleware:
         directory = crawler.settings.get(REPLAY_SETTING)
         if not directory:
-            raise NotConfigured("not replaying")
+            raise NotConfigured
         return cls(crawler, Path(directory))
 
     def process_request(self, request: Request) -> Response:
@@ -167,6 +172,4 @@ class ReplayMiddleware:
         answer = answers[index]
         headers = Headers(answer.headers)
         cls = responsetypes.from_args(headers=headers, url=key[1], body=answer.body)
-        return cls(
-            url=request.url, status=answer.status, headers=headers, body=answer.body, request=request
-        )
+        return cls(url=request.url, status=answer.status, headers=headers, body=answer.body, request=request)

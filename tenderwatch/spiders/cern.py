@@ -43,6 +43,7 @@ COST_RANGES: dict[str, tuple[float | None, float | None]] = {
 }
 _COST_LETTER = re.compile(r"^\s*(?:cost range\s*:?\s*)?([ABCD])\b", re.IGNORECASE)
 
+# fmt: off
 #: CERN member, associate member and observer states and other countries that appear as exceptions
 COUNTRY_CODES = {
     "austria": "AT", "belgium": "BE", "bulgaria": "BG", "czech republic": "CZ", "czechia": "CZ",
@@ -55,6 +56,7 @@ COUNTRY_CODES = {
     "united states": "US", "usa": "US", "canada": "CA", "china": "CN", "russia": "RU", "korea": "KR",
     "south korea": "KR", "australia": "AU", "mexico": "MX", "south africa": "ZA", "taiwan": "TW",
 }
+# fmt: on
 
 
 class CernSpider(ListingSpider):

@@ -42,7 +42,7 @@ class EssSpider(ListingSpider):
         ("/procurement/forthcoming-procurements", {"status": Status.PLANNED}),
     )
     reference_pattern = REFERENCE
-    card_needs = ("title",)
+    card_needs = ("deadline", "planned")
 
     def from_record(self, record: htmltable.Record, response: Response, **kwargs: Any) -> Any:
         status: Status = kwargs["status"]

@@ -86,7 +86,8 @@ class F4eSpider(ListingSpider):
         main = response.xpath("//main") or response.xpath("//body")
         labels = htmltable.labelled_values(main[0])
         fields = {
-            "reference": labels.get("reference") or htmltable.first_match(REFERENCE, htmltable.text_of(main))
+            "reference": labels.get("reference")
+            or htmltable.first_match(REFERENCE, htmltable.text_of(main))
             or listed.get("reference"),
             "title": htmltable.text_of(main.xpath(".//h1")) or labels.get("title") or listed.get("title"),
             "type": labels.get("type") or listed.get("type"),

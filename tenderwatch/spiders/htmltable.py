@@ -21,6 +21,7 @@ from scrapy.http import Response
 
 from tenderwatch.dates import Deadline, parse_deadline
 
+# fmt: off
 #: column key → header words (normalised: lower case, accents removed). Longest match wins.
 HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "reference": (
@@ -29,9 +30,9 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
         "cislo", "cislo zakazky", "evidencni cislo", "azonosito", "numero", "aktenzeichen", "vergabenummer",
     ),
     "title": (
-        "title", "subject", "description", "object", "name", "call title", "call for tender", "procurement",
-        "titre", "objet", "intitule", "benamning", "titel", "upphandling", "predmet", "nazev", "nazev zakazky",
-        "targy", "megnevezes", "bezeichnung", "gegenstand", "tender",
+        "title", "subject", "description", "object", "name", "call title", "call for tender",
+        "procurement", "titre", "objet", "intitule", "benamning", "titel", "upphandling", "predmet", "nazev",
+        "nazev zakazky", "targy", "megnevezes", "bezeichnung", "gegenstand", "tender",
     ),
     "deadline": (
         "deadline", "closing date", "closing", "closes", "submission deadline", "deadline for submission",
@@ -57,6 +58,7 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "status": ("status", "state", "etat", "stav", "allapot"),
 }
+# fmt: on
 
 DOCUMENT_LINK = re.compile(r"\.(pdf|docx?|xlsx?|zip|odt|rtf|7z)(\?|$)|/download|/documents?/", re.I)
 _SPACE = re.compile(r"\s+")
@@ -143,9 +145,9 @@ class Record:
         scope = self.cells.get(key, self.node) if key else self.node
         for href in scope.xpath(".//a/@href").getall():
             href = href.strip()
-            if href and not href.startswith(("#", "mailto:", "javascript:")):
-                if pattern is None or re.search(pattern, href):
-                    return href
+            usable = href and not href.startswith(("#", "mailto:", "javascript:"))
+            if usable and (pattern is None or re.search(pattern, href)):
+                return href
         return None
 
 
@@ -236,7 +238,7 @@ def find_cards(
     need: Iterable[str] = ("deadline",),
     containers: str = "//article | //li | //div | //section",
 ) -> list[Record]:
-    """Innermost repeated blocks that hold a reference number or the ``need`` labels (card layouts)."""
+    """Innermost blocks with a heading or link that hold a reference number or one of the ``need`` labels."""
     need = tuple(need)
     candidates: list[Selector] = []
     for node in root.xpath(containers):
@@ -249,7 +251,7 @@ def find_cards(
             continue  # a call card has a title heading or a link; a bare "Reference: …" line is not one
         has_ref = bool(reference and reference.search(text))
         labels = labelled_values(node) if not has_ref or need else {}
-        if has_ref or all(key in labels for key in need):
+        if has_ref or any(key in labels for key in need):
             candidates.append(node)
     # keep the innermost qualifying blocks: drop a candidate that contains another candidate
     inner = [

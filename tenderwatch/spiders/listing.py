@@ -121,9 +121,7 @@ class ListingSpider(TenderSpider):
 
     def deadline(self, text: str | None, field: str = "deadline_at") -> Deadline | None:
         """A date in the portal's timezone; unparseable text is counted and becomes None."""
-        result: Deadline | None = self.parse_or_none(
-            field, text, htmltable.parse_date_text, self.timezone
-        )
+        result: Deadline | None = self.parse_or_none(field, text, htmltable.parse_date_text, self.timezone)
         return result
 
     def dated(self, item: dict[str, Any], text: str | None) -> dict[str, Any]:
@@ -139,7 +137,7 @@ class ListingSpider(TenderSpider):
     listings: ClassVar[tuple[tuple[str, dict[str, Any]], ...]] = ()
     #: reference-number pattern used to recognise the listing and its rows
     reference_pattern: ClassVar[Any] = None
-    #: labels a card must carry to count as a call when it shows no reference
+    #: labels of which a card must carry one to count as a call when it shows no reference
     card_needs: ClassVar[tuple[str, ...]] = ("deadline",)
     #: pagination guard: a portal whose "next" link loops cannot keep us crawling
     max_pages: ClassVar[int] = 20
