@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,6 @@ def verdict(the_spider: ListingSpider, items: list[dict[str, Any]]) -> tuple[Run
     crawler = the_spider.crawler
     pipeline = ValidatePipeline(crawler)
     for item in items:
-        try:
+        with contextlib.suppress(DropItem):
             pipeline.process_item(item)
-        except DropItem:
-            pass
     return judge("finished", crawler.stats, allow_empty=the_spider.allow_empty, min_validity=0.8)

@@ -53,8 +53,9 @@ def test_forthcoming_cards_are_planned_calls() -> None:
 def test_forthcoming_without_reference_gets_a_stable_id() -> None:
     page = """<html><body><main><article><h3>Shielding blocks</h3>
       <p>Estimated publication: Q2 2027</p></article></main></body></html>"""
-    items, _ = run(spider(EssSpider).parse_listing, html(f"{BASE}/forthcoming-procurements", page),
-                   status=Status.PLANNED)
+    items, _ = run(
+        spider(EssSpider).parse_listing, html(f"{BASE}/forthcoming-procurements", page), status=Status.PLANNED
+    )
     (item,) = items  # found by its "Estimated publication" label
     assert item["source_id"] == "forthcoming/shielding-blocks" and item["reference"] is None
     assert item["title"] == "Shielding blocks" and item["status"] is Status.PLANNED

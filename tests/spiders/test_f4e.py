@@ -41,8 +41,9 @@ def test_pagination_stops_at_the_page_limit() -> None:
 
 def _detail(slug: str, listed: dict | None = None) -> dict:
     url = f"{BASE}/f4e-calls/{slug}"
-    (item,), _ = run(spider(F4eSpider).parse_detail, html(url, fixture("f4e", f"detail_{slug}.html")),
-                     listed=listed or {})
+    (item,), _ = run(
+        spider(F4eSpider).parse_detail, html(url, fixture("f4e", f"detail_{slug}.html")), listed=listed or {}
+    )
     return item
 
 

@@ -77,6 +77,10 @@ def test_f4e_crawl_is_polite_retries_with_backoff_and_follows_details(tw_env, po
         assert run.stats.get("tenderwatch/retry_wait_ms") == 50
 
 
+def _snapshot(tender: Tender) -> tuple:
+    return (tender.title, tender.status, tender.last_changed_at, tender.deadline_at, tender.value_min)
+
+
 def test_changed_layout_fails_the_run_and_leaves_stored_tenders_untouched(tw_env, portal, engine) -> None:
     env = {**tw_env, "TENDERWATCH_CERN_URL": portal.url}
     path = "/java-ext/found/CFTSingleSearch.do"
@@ -84,14 +88,14 @@ def test_changed_layout_fails_the_run_and_leaves_stored_tenders_untouched(tw_env
     first = run_cli("crawl", "cern", env=env)
     assert first.returncode == 0 and "cern: success — new 4" in first.stdout, first.stdout + first.stderr
     with Session(engine) as session:
-        before = {t.source_id: (t.title, t.status, t.last_changed_at, t.deadline_at) for t in session.exec(select(Tender))}
+        before = {t.source_id: _snapshot(t) for t in session.exec(select(Tender))}
 
     portal.add(path, fixture("cern", "listing_changed.html"), headers=HTML)
     second = run_cli("crawl", "cern", env=env)
     assert second.returncode == 1
     assert "cern: FAILED — layout changed? the portal answered but no call was found" in second.stdout
     with Session(engine) as session:
-        after = {t.source_id: (t.title, t.status, t.last_changed_at, t.deadline_at) for t in session.exec(select(Tender))}
+        after = {t.source_id: _snapshot(t) for t in session.exec(select(Tender))}
         runs = session.exec(select(CrawlRun).order_by(CrawlRun.id)).all()  # type: ignore[arg-type]
     assert after == before and _count(engine, TenderVersion) == 0
     assert [r.status for r in runs] == ["success", "failed"]
@@ -142,12 +146,9 @@ def test_record_then_replay_offline_gives_the_identical_items(tw_env, portal, en
 
 
 def test_check_samples_live_portal_without_touching_the_database(tw_env, portal, engine) -> None:
-    portal.add(
-        "/industry/procurement/overview-tenders/open-tenders", fixture("iter", "open_tenders.html"), headers=HTML
-    )
-    portal.add(
-        "/procurement/", fixture("eli", "procurement_changed.html"), headers=HTML
-    )
+    iter_path = "/industry/procurement/overview-tenders/open-tenders"
+    portal.add(iter_path, fixture("iter", "open_tenders.html"), headers=HTML)
+    portal.add("/procurement/", fixture("eli", "procurement_changed.html"), headers=HTML)
     env = {**tw_env, "TENDERWATCH_ITER_URL": portal.url, "TENDERWATCH_ELI_URL": portal.url}
     result = run_cli("check", "iter", "eli", "--limit", "2", env=env)
     assert result.returncode == 1, result.stdout + result.stderr  # eli is broken

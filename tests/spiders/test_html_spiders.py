@@ -24,10 +24,20 @@ from tests.spiders.html_support import fixture, html, run, spider, verdict
 CASES = [
     (CernSpider, "/java-ext/found/CFTSingleSearch.do", "listing.html", "listing_changed.html", {}),
     (F4eSpider, "/f4e-calls?status=open", "listing.html", "listing_changed.html", {}),
-    (EssSpider, "/procurement/ongoing-procurements", "ongoing.html", "ongoing_changed.html",
-     {"status": Status.ACTIVE}),
-    (IterSpider, "/industry/procurement/overview-tenders/open-tenders", "open_tenders.html",
-     "open_tenders_changed.html", {}),
+    (
+        EssSpider,
+        "/procurement/ongoing-procurements",
+        "ongoing.html",
+        "ongoing_changed.html",
+        {"status": Status.ACTIVE},
+    ),
+    (
+        IterSpider,
+        "/industry/procurement/overview-tenders/open-tenders",
+        "open_tenders.html",
+        "open_tenders_changed.html",
+        {},
+    ),
     (EliSpider, "/procurement/", "procurement.html", "procurement_changed.html", {}),
 ]
 IDS = [case[0].name for case in CASES]
@@ -39,8 +49,9 @@ DATED_IDS = [case[0].name for case in DATED]
 @pytest.mark.parametrize(("cls", "path", "good", "changed", "kwargs"), CASES, ids=IDS)
 def test_changed_layout_answers_200_but_fires_the_drift_alarm(cls, path, good, changed, kwargs) -> None:
     the_spider: ListingSpider = spider(cls)
-    items, requests = run(the_spider.parse_listing, html(the_spider.url(path), fixture(cls.name, changed)),
-                          **kwargs)
+    items, requests = run(
+        the_spider.parse_listing, html(the_spider.url(path), fixture(cls.name, changed)), **kwargs
+    )
     assert items == [] and not any("f4e-calls/" in r.url for r in requests)
     status, error = verdict(the_spider, items)
     assert status is RunStatus.FAILED
@@ -51,15 +62,30 @@ def test_changed_layout_answers_200_but_fires_the_drift_alarm(cls, path, good, c
 def test_rows_that_lost_their_dates_fire_the_alarm_with_figures(cls, path, good, changed, kwargs) -> None:
     """Same table, but the deadline column now holds text we cannot read → validity figures in the error."""
     body = fixture(cls.name, good).decode()
-    for date in ("15/01/2027 12:00", "08/01/2027 12:00", "4 December 2026", "2026-12-18 14:00",
-                 "2027-01-15", "2027-01-29 12:00", "15 January 2027 12:00", "22/12/2026", "2026-12-30",
-                 "07.12.2026 10:00", "11.12.2026 10:00", "20.11.2026 10:00"):
+    for date in (
+        "15/01/2027 12:00",
+        "08/01/2027 12:00",
+        "4 December 2026",
+        "2026-12-18 14:00",
+        "2027-01-15",
+        "2027-01-29 12:00",
+        "15 January 2027 12:00",
+        "22/12/2026",
+        "2026-12-30",
+        "07.12.2026 10:00",
+        "11.12.2026 10:00",
+        "20.11.2026 10:00",
+    ):
         body = body.replace(date, "see documents")
     the_spider: ListingSpider = spider(cls)
     items, requests = run(the_spider.parse_listing, html(the_spider.url(path), body), **kwargs)
     if cls is F4eSpider:  # F4E reads its dates on detail pages: follow them with their listing fields
-        items = [item for r in requests if "f4e-calls/" in r.url
-                 for item in [the_spider.to_item(r.cb_kwargs["listed"], r.url, None)]]
+        items = [
+            item
+            for r in requests
+            if "f4e-calls/" in r.url
+            for item in [the_spider.to_item(r.cb_kwargs["listed"], r.url, None)]
+        ]
     assert items
     status, error = verdict(the_spider, items)
     assert status is RunStatus.FAILED and error is not None
@@ -77,8 +103,9 @@ def test_rows_that_lost_their_dates_fire_the_alarm_with_figures(cls, path, good,
     ],
     ids=["json", "empty", "pdf"],
 )
-def test_malformed_listing_fails_the_run_clearly(cls, path, good, changed, kwargs, body, content_type,
-                                                 message) -> None:
+def test_malformed_listing_fails_the_run_clearly(
+    cls, path, good, changed, kwargs, body, content_type, message
+) -> None:
     the_spider: ListingSpider = spider(cls)
     url = the_spider.url(path)
     with pytest.raises(CloseSpider) as closed:
