@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from parsel import Selector, SelectorList
@@ -92,21 +93,28 @@ def fold(text: str) -> str:
     return norm(_NON_WORD.sub(" ", plain))
 
 
+#: synonyms longest first, so the regex prefers "deadline for submission" over "deadline"
+_SYNONYMS = sorted(
+    ((word, key) for key, words in HEADER_SYNONYMS.items() for word in words), key=lambda wk: -len(wk[0])
+)
+_EXACT = dict(reversed(_SYNONYMS))
+_KEY_OF = {word: key for word, key in reversed(_SYNONYMS) if len(word) > 2}
+_CONTAINED = re.compile(r"\b(" + "|".join(re.escape(word) for word, _ in _SYNONYMS if len(word) > 2) + r")\b")
+_REFERENCE_TAILS = ("no", "nr", "number", "id", "ref", "n", "cislo", "nummer", "numero")
+
+
+@lru_cache(maxsize=4096)
 def header_key(text: str) -> str | None:
     """Column key for one header cell, or None when it reads like nothing we map."""
     folded = fold(text)
     if not folded:
         return None
-    if folded.split(" ")[-1] in ("no", "nr", "number", "id", "ref", "n", "cislo", "nummer", "numero"):
+    if folded.split(" ")[-1] in _REFERENCE_TAILS:
         return "reference"  # "Procurement No.", "Tender number", "Call ID"
-    best: tuple[int, str] | None = None
-    for key, words in HEADER_SYNONYMS.items():
-        for word in words:
-            if folded == word or re.search(rf"\b{re.escape(word)}\b", folded) and len(word) > 2:
-                score = len(word) + (100 if folded == word else 0)
-                if best is None or score > best[0]:
-                    best = (score, key)
-    return best[1] if best else None
+    if folded in _EXACT:
+        return _EXACT[folded]
+    words = [match.group(1) for match in _CONTAINED.finditer(folded)]
+    return _KEY_OF[max(words, key=len)] if words else None
 
 
 def text_of(node: Selector | SelectorList[Selector] | None) -> str:
@@ -232,34 +240,53 @@ def labelled_values(node: Selector) -> dict[str, str]:
     return values
 
 
+CARD_TAGS = frozenset({"article", "li", "div", "section", "dl"})
+_OUTSIDE = frozenset({"table", "nav", "header", "footer", "script", "style"})
+_TITLE_TAGS = ("a", "h1", "h2", "h3", "h4", "h5")
+
+
 def find_cards(
-    root: Response | Selector,
-    reference: re.Pattern[str] | None,
-    need: Iterable[str] = ("deadline",),
-    containers: str = "//article | //li | //div | //section",
+    root: Response | Selector, reference: re.Pattern[str] | None, need: Iterable[str] = ("deadline",)
 ) -> list[Record]:
-    """Innermost blocks with a heading or link that hold a reference number or one of the ``need`` labels."""
+    """Card layouts: the innermost block (with a heading or link) around each reference number or label.
+
+    Works bottom-up (text → enclosing card) so a page with thousands of elements costs one pass.
+    """
     need = tuple(need)
-    candidates: list[Selector] = []
-    for node in root.xpath(containers):
-        if node.xpath("ancestor::table | ancestor::nav | ancestor::header | ancestor::footer"):
+    tree = root.root if isinstance(root, Selector) else root.selector.root  # type: ignore[attr-defined]
+    cards: dict[int, Any] = {}
+    for element in tree.iter():
+        if not isinstance(element.tag, str) or element.tag in _OUTSIDE:
             continue
-        text = text_of(node)
-        if not text or len(text) > 3000:
+        own = " ".join(t for t in [element.text, *(child.tail for child in element)] if t and t.strip())
+        if not own or not _signals_call(own, reference, need):
             continue
-        if not node.xpath(".//a | .//h1 | .//h2 | .//h3 | .//h4 | .//h5"):
-            continue  # a call card has a title heading or a link; a bare "Reference: …" line is not one
-        has_ref = bool(reference and reference.search(text))
-        labels = labelled_values(node) if not has_ref or need else {}
-        if has_ref or any(key in labels for key in need):
-            candidates.append(node)
-    # keep the innermost qualifying blocks: drop a candidate that contains another candidate
-    inner = [
-        node
-        for node in candidates
-        if not any(other is not node and _contains(node, other) for other in candidates)
-    ]
-    return [_card(node) for node in inner]
+        card = _enclosing_card(element)
+        if card is not None:
+            cards.setdefault(id(card), card)
+    # a block enclosing another card is a wrapper (list, column), not a call
+    wrappers = {id(a) for card in cards.values() for a in card.iterancestors() if id(a) in cards}
+    return [_card(Selector(root=c)) for key, c in cards.items() if key not in wrappers]
+
+
+def _signals_call(text: str, reference: re.Pattern[str] | None, need: tuple[str, ...]) -> bool:
+    if reference is not None and reference.search(text):
+        return True
+    label = text.split(":", 1)[0]
+    return len(label) <= 40 and header_key(label) in need
+
+
+def _enclosing_card(element: Any) -> Any | None:
+    """The nearest card-like ancestor-or-self holding a title (heading or link), outside tables/nav."""
+    lineage = [element, *element.iterancestors()]
+    if any(node.tag in _OUTSIDE for node in lineage):
+        return None
+    for candidate in lineage:
+        if candidate.tag in ("body", "main", "html"):
+            return None
+        if candidate.tag in CARD_TAGS and next(candidate.iter(*_TITLE_TAGS), None) is not None:
+            return candidate
+    return None
 
 
 def _card(node: Selector) -> Record:
@@ -271,11 +298,6 @@ def _card(node: Selector) -> Record:
         if title:
             labels["title"] = title
     return Record(node, labels=labels)
-
-
-def _contains(outer: Selector, inner: Selector) -> bool:
-    outer_el, inner_el = outer.root, inner.root
-    return outer_el is not inner_el and any(a is outer_el for a in inner_el.iterancestors())
 
 
 def first_match(pattern: re.Pattern[str], *texts: str | None) -> str | None:
