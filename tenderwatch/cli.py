@@ -9,6 +9,7 @@ import csv
 import json
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -78,16 +79,90 @@ def _report(summaries: list[RunSummary]) -> int:
 def crawl(
     sources: list[str] = typer.Argument(..., help="Source names (see `tenderwatch sources`)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Scrapy logs with tracebacks."),
+    replay: Path | None = typer.Option(
+        None, "--replay", help="Answer every request from this recording (offline; one source)."
+    ),
 ) -> None:
     """Crawl sources once now; exit status is non-zero when a crawl failed."""
     from tenderwatch.crawl import UnknownSourceError, run_crawls
 
+    if replay is not None:
+        raise typer.Exit(_replay(sources, replay, verbose))
     try:
         summaries = run_crawls(sources, verbose=verbose)
     except UnknownSourceError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     raise typer.Exit(_report(summaries))
+
+
+# --- recordings and the live canary (issue 4) --------------------------------------------------------
+
+
+def _replay(sources: list[str], directory: Path, verbose: bool) -> int:
+    from tenderwatch.canary import replay
+    from tenderwatch.crawl import UnknownSourceError
+    from tenderwatch.recording import RecordingError
+
+    if len(sources) != 1:
+        err.print("[red]error:[/] --replay takes exactly one source", highlight=False)
+        return 2
+    try:
+        return _report([replay(sources[0], directory, verbose=verbose)])
+    except (UnknownSourceError, RecordingError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+
+
+@app.command()
+def record(
+    source: str = typer.Argument(..., help="Source name."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Recording directory (replaced if it is one)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Crawl SOURCE live and save every request/response to OUT (stored tenders are not touched)."""
+    from tenderwatch.canary import record as record_source
+    from tenderwatch.crawl import UnknownSourceError
+    from tenderwatch.recording import RecordingError
+
+    try:
+        summary = record_source(source, out_dir, verbose=verbose)
+    except (UnknownSourceError, RecordingError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    status = _report([summary])
+    log = out_dir / "exchanges.jsonl"
+    count = len(log.read_text().splitlines()) if log.exists() else 0
+    out.print(f"recorded {count} exchanges in {out_dir}", highlight=False)
+    raise typer.Exit(status)
+
+
+@app.command()
+def check(
+    sources: list[str] = typer.Argument(None, help="Sources to probe (default: every enabled source)."),
+    limit: int = typer.Option(0, help="Items per source (default TENDERWATCH_CHECK_ITEM_LIMIT)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Live canary: crawl a small sample into a throwaway database and report field validity per source."""
+    from tenderwatch.canary import check as check_live
+    from tenderwatch.crawl import UnknownSourceError, enabled_sources
+
+    try:
+        summaries = check_live(sources or enabled_sources(), limit=limit or None, verbose=verbose)
+    except UnknownSourceError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    failed = 0
+    for summary in summaries:
+        sampled = summary.new + summary.changed + summary.unchanged + summary.dropped
+        figures = ", ".join(f"{name} {value:.0%}" for name, value in summary.field_validity.items())
+        verdict = "[green]OK[/]" if summary.ok else "[red]BROKEN[/]"
+        failed += 0 if summary.ok else 1
+        out.print(f"{summary.source}: {verdict} — {sampled} items sampled", highlight=False)
+        out.print(f"    field validity: {figures or 'no items'}", highlight=False)
+        if summary.error:
+            out.print(f"    {summary.error}", highlight=False)
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

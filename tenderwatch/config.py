@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     ted_max_wait_seconds: float = 300.0  # cap on one wait (a huge Retry-After must not stall the service)
     merge_title_threshold: float = 88.0  # rapidfuzz score (0-100) for the title + deadline + buyer rule
 
+    # --- HTML spiders, browser, politeness, recordings (issue 4) ------------------------------
+    browser_sources: CommaList = Field(default_factory=list)  # extra sources rendered in Chromium
+    retry_backoff_base: float = 2.0  # seconds; retry n waits base * 2**(n-1) unless Retry-After says
+    retry_backoff_max: float = 300.0  # cap on one wait (also caps Retry-After)
+    check_item_limit: int = 20  # `tenderwatch check` stops after this many items per source
+
     # --- scheduler -----------------------------------------------------------------------------
     crawl_interval_seconds: int = 7200
     crawl_jitter_seconds: int = 600
@@ -132,7 +138,13 @@ class Settings(BaseSettings):
     feedback_link_max_age_days: int = 180
 
     _split = field_validator(
-        "sources", "disabled_sources", "ted_buyers", "ted_notice_types", "operator_urls", mode="before"
+        "sources",
+        "disabled_sources",
+        "ted_buyers",
+        "ted_notice_types",
+        "operator_urls",
+        "browser_sources",
+        mode="before",
     )(_split_list)
 
     @property

@@ -24,6 +24,8 @@ from tenderwatch.storage.db import session_scope
 from tenderwatch.storage.models import RunStatus
 from tenderwatch.storage.runs import finish_run
 
+#: close reasons of a complete crawl (the canary's sample limits end a crawl early on purpose)
+COMPLETE_REASONS = ("finished", "closespider_itemcount", "closespider_pagecount")
 VALIDITY_FIELDS = ("reference", "title", "deadline_or_planned", "url", "published_at")
 
 
@@ -49,16 +51,23 @@ def judge(
     A partial run's message is the spider's warning (``WARNING_STAT``), if it recorded one."""
     if reason.startswith(FAILED_PREFIX) or stats.get_value(ERROR_STAT):
         return RunStatus.FAILED, stats.get_value(ERROR_STAT) or reason.removeprefix(FAILED_PREFIX)
-    if reason != "finished":
+    if reason not in COMPLETE_REASONS:
         return RunStatus.FAILED, f"crawl interrupted ({reason})"
     seen = stats.get_value("tenderwatch/items_seen", 0)
-    if seen == 0 and not allow_empty:
+    # a portal that says in words "no open calls" (listing spiders set this stat) is a legitimate empty run
+    empty_ok = allow_empty or bool(stats.get_value("tenderwatch/empty_listing_confirmed"))
+    if seen == 0 and not empty_ok:
         return RunStatus.FAILED, "layout changed? the portal answered but no call was found"
     figures = validity_figures(stats)
     low = {name: figures[name] for name in required if figures.get(name, 1.0) < min_validity}
     if low:
         shown = ", ".join(f"{name} {value:.0%}" for name, value in low.items())
-        return RunStatus.FAILED, f"layout changed? field validity below {min_validity:.0%}: {shown}"
+        every = ", ".join(f"{name} {value:.0%}" for name, value in figures.items())
+        return (
+            RunStatus.FAILED,
+            f"layout changed? field validity below {min_validity:.0%}: {shown} "
+            f"(all fields over {seen} items: {every})",
+        )
     if stats.get_value(WARNING_STAT):
         return RunStatus.PARTIAL, stats.get_value(WARNING_STAT)
     if stats.get_value("tenderwatch/items_dropped", 0):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from scrapy import Request
 from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.http import Response
+from scrapy.utils.response import response_status_message
 
 from tenderwatch.config import Settings
 
@@ -52,3 +56,81 @@ class OriginOverrideMiddleware:
 def _same_resource(requested: str, answered: str) -> bool:
     """Only restore the URL when the answer is for the rewritten request (not after a redirect)."""
     return urlsplit(requested)[:3] == urlsplit(answered)[:3]
+
+
+# --- retries with exponential backoff ----------------------------------------------------------------
+
+
+def retry_after_seconds(value: bytes | str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or HTTP date); None when absent/garbled."""
+    import time
+    from email.utils import parsedate_to_datetime
+
+    if value is None:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+async def twisted_sleep(seconds: float) -> None:
+    """Wait without blocking the reactor (works on the asyncio and the default Twisted reactor)."""
+    from scrapy.utils.defer import maybe_deferred_to_future
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    await maybe_deferred_to_future(deferLater(reactor, seconds, lambda: None))
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's retry on 5xx/429/connection errors, but waiting before each retry.
+
+    Retry *n* waits ``TENDERWATCH_RETRY_BACKOFF_BASE * 2**(n-1)`` seconds, or what ``Retry-After`` asks,
+    capped by ``TENDERWATCH_RETRY_BACKOFF_MAX``. The wait is a timer, not a sleep: other requests proceed.
+    """
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.base = settings.getfloat("TENDERWATCH_RETRY_BACKOFF_BASE", 2.0)
+        self.cap = settings.getfloat("TENDERWATCH_RETRY_BACKOFF_MAX", 300.0)
+        self.sleep: Callable[[float], Awaitable[None]] = twisted_sleep
+
+    def delay(self, request: Request, response: Response | None = None) -> float:
+        attempt = request.meta.get("retry_times", 0) + 1
+        asked = retry_after_seconds(response.headers.get(b"Retry-After")) if response is not None else None
+        wanted = asked if asked is not None else self.base * 2 ** (attempt - 1)
+        return float(min(wanted, self.cap))
+
+    def _will_retry(self, request: Request) -> bool:
+        if request.meta.get("dont_retry", False):
+            return False
+        limit = request.meta.get("max_retry_times", self.max_retry_times)
+        return bool(request.meta.get("retry_times", 0) < limit)
+
+    async def process_response(  # type: ignore[override]
+        self, request: Request, response: Response
+    ) -> Request | Response:
+        if response.status not in self.retry_http_codes or not self._will_retry(request):
+            return response
+        wait = self.delay(request, response)
+        stats = self.crawler.stats
+        if stats is not None:
+            stats.inc_value("tenderwatch/retry_wait_ms", round(wait * 1000))
+        await self.sleep(wait)
+        return self._retry(request, response_status_message(response.status)) or response
+
+    async def process_exception(  # type: ignore[override]
+        self, request: Request, exception: Exception
+    ) -> Request | Response | None:
+        if not isinstance(exception, self.exceptions_to_retry) or not self._will_retry(request):
+            return None
+        await self.sleep(self.delay(request))
+        return self._retry(request, exception)

@@ -29,9 +29,17 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
         "TELNETCONSOLE_ENABLED": False,  # default True (port 6023+)
         "REMOTE_CONTROL_ENABLED": False,  # default True (aiohttp server on a random port)
         "LOG_LEVEL": settings.log_level,
+        # retries wait (exponential backoff, Retry-After honoured) instead of hammering a failing portal
+        "TENDERWATCH_RETRY_BACKOFF_BASE": settings.retry_backoff_base,
+        "TENDERWATCH_RETRY_BACKOFF_MAX": settings.retry_backoff_max,
         "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+            "tenderwatch.middlewares.BackoffRetryMiddleware": 550,
             # last before the download handler, so every other middleware sees the real URL
             "tenderwatch.middlewares.OriginOverrideMiddleware": 950,
+            # record/replay (off unless TENDERWATCH_RECORD_DIR / TENDERWATCH_REPLAY_DIR is set)
+            "tenderwatch.recording.RecordMiddleware": 955,
+            "tenderwatch.recording.ReplayMiddleware": 960,
         },
         "ITEM_PIPELINES": {
             "tenderwatch.pipelines.ValidatePipeline": 100,
