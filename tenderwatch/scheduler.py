@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from tenderwatch.config import Settings, get_settings
 from tenderwatch.dates import now_utc
-from tenderwatch.health import is_enabled, notify_operators, record_outcome
+from tenderwatch.health import is_enabled, notify_operators, record_outcome, source_state
 from tenderwatch.leader import LeaderLock, lock_for
 from tenderwatch.observability import current_run_id, current_source
 from tenderwatch.storage.db import session_scope
@@ -414,6 +414,7 @@ class Service:
                     else record_outcome(session, run, threshold=self.settings.source_failure_threshold)
                 )
                 if stopping:
+                    source_state(session, source).last_run_id = run.id
                     log.info("crawl interrupted by shutdown; not counted against the source's health")
                 log.info(
                     "crawl finished: %s, new %s, changed %s%s",
