@@ -81,7 +81,8 @@ def configure_logging(settings: Settings | None = None, *, level: str | None = N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level or "INFO")
-    logging.getLogger("apscheduler").setLevel("WARNING")
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel("WARNING")
     logging.getLogger("uvicorn.access").setLevel("WARNING")
 
 

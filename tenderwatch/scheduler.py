@@ -151,6 +151,16 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 # --- injectable jobs ------------------------------------------------------------------------------
 
 
+_missing_warned: set[str] = set()
+
+
+def _warn_missing_once(what: str) -> None:
+    """Say once per process that a job has nothing to run (alerts package absent), not every tick."""
+    if what not in _missing_warned:
+        _missing_warned.add(what)
+        log.warning("%s skipped: the tenderwatch.alerts code for it is not installed", what)
+
+
 def _alerts_callable(*candidates: tuple[str, str]) -> Callable[..., Any] | None:
     """The first importable ``module:function`` among ``candidates`` (the alerts package may be absent)."""
     import importlib
@@ -171,7 +181,7 @@ def default_dispatch(engine: Engine, now: datetime, worker_id: str) -> Any:
     match = _alerts_callable(("tenderwatch.alerts.matching", "match_new_events"))
     dispatch = _alerts_callable(("tenderwatch.alerts.dispatch", "dispatch_pending"))
     if match is None or dispatch is None:
-        log.warning("alert dispatch skipped: tenderwatch.alerts matching/dispatch is not installed")
+        _warn_missing_once("alert dispatch")
         return None
     with session_scope(engine) as session:
         match(session)
@@ -184,7 +194,7 @@ def default_reminders(engine: Engine, now: datetime) -> Any:
         ("tenderwatch.alerts.matching", "create_reminders"),
     )
     if create is None:
-        log.warning("reminders skipped: tenderwatch.alerts reminders are not installed")
+        _warn_missing_once("reminders")
         return None
     with session_scope(engine) as session:
         return create(session, now)
