@@ -103,7 +103,11 @@ def run(
 
     configure_logging()
     err.print(f"tenderwatch service on {_safe_db_url()}", highlight=False)
-    run_service(web=web)
+    try:
+        run_service(web=web)
+    except ValueError as exc:  # a bad schedule in the configuration
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -243,6 +243,11 @@ class Service:
             id=self.instance_id, host=socket.gethostname(), pid=os.getpid(), role="standby"
         )
 
+    def check_schedules(self) -> None:
+        """Raise ValueError naming the source whose configured schedule is invalid (before leading)."""
+        for source in self.sources:
+            self._trigger(source)
+
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -357,7 +362,13 @@ class Service:
 
         spec = self.settings.source_schedules.get(source, "").strip()
         if spec and not spec.isdigit():
-            return CronTrigger.from_crontab(spec, timezone="UTC")
+            try:
+                return CronTrigger.from_crontab(spec, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(
+                    f"TENDERWATCH_SOURCE_SCHEDULES[{source!r}] = {spec!r} is neither seconds nor a crontab "
+                    f"(minute hour day month weekday): {exc}"
+                ) from None
         seconds = int(spec) if spec else self.settings.crawl_interval_seconds
         jitter = min(self.settings.crawl_jitter_seconds, seconds // 2) or None
         return IntervalTrigger(seconds=seconds, jitter=jitter, timezone="UTC")
@@ -511,6 +522,7 @@ def run_service(settings: Settings | None = None, *, web: bool = True) -> None:
     url = settings.effective_database_url
     upgrade(url)
     service = Service(get_engine(url), settings, sources=enabled_sources(settings))
+    service.check_schedules()
     service.install_signal_handlers()
     server = start_web(settings) if web else None
     try:

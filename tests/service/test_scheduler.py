@@ -205,3 +205,35 @@ def test_timed_out_crawl_is_recorded_failed(engine: Engine, tw_env: dict[str, st
     service.settings.crawl_timeout_seconds = 7
     run = service.crawl("esa")
     assert run is not None and run.status == "failed" and run.error == "timed out after 7 s"
+
+
+def test_per_source_schedules(engine: Engine, tw_env: dict[str, str]) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    settings = Settings(
+        crawl_interval_seconds=7200,
+        crawl_jitter_seconds=600,
+        source_schedules={"esa": "*/30 6-18 * * mon-fri", "ted": "900"},
+    )
+    service = Service(engine, settings, jobs=Jobs(crawl=ScriptedCrawl(engine, ["success"])))
+    esa, ted, cern = service._trigger("esa"), service._trigger("ted"), service._trigger("cern")
+    assert isinstance(esa, CronTrigger) and "minute='*/30'" in str(esa)
+    assert isinstance(ted, IntervalTrigger) and ted.interval.total_seconds() == 900 and ted.jitter == 450
+    assert isinstance(cern, IntervalTrigger) and cern.interval.total_seconds() == 7200 and cern.jitter == 600
+    service.settings.source_schedules = {"esa": "every tuesday"}
+    with pytest.raises(ValueError, match=r"SOURCE_SCHEDULES\['esa'\]"):
+        service._trigger("esa")
+
+
+def test_source_schedules_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENDERWATCH_SOURCE_SCHEDULES", '{"esa": "0 */2 * * *"}')
+    assert Settings().source_schedules == {"esa": "0 */2 * * *"}
+
+
+def test_run_refuses_a_bad_schedule_with_a_clear_error(tw_env: dict[str, str]) -> None:
+    from tests.helpers import run_cli
+
+    done = run_cli("run", "--no-web", env={**tw_env, "TENDERWATCH_SOURCE_SCHEDULES": '{"esa": "daily"}'})
+    assert done.returncode == 2
+    assert "SOURCE_SCHEDULES['esa'] = 'daily' is neither seconds nor a crontab" in done.stderr
