@@ -64,6 +64,7 @@ class CrawlProcessResult:
     output: str = ""
     timed_out: bool = False
     interrupted: bool = False
+    error: str | None = None  # why the process could not run at all
 
 
 class SubprocessCrawler:
@@ -263,8 +264,11 @@ class Service:
                 self.stop_event.wait(self.settings.standby_poll_seconds)
         finally:
             self.lock.release()
-            with session_scope(self.engine) as session:
-                forget(session, self.instance_id, older_than=timedelta(days=1))
+            try:
+                with session_scope(self.engine) as session:
+                    forget(session, self.instance_id, older_than=timedelta(days=1))
+            except Exception:  # the database is gone; its row ages out of /healthz by itself
+                log.exception("could not remove this instance's heartbeat row")
             log.info("service %s stopped", self.instance_id)
 
     def stop(self) -> None:
@@ -286,7 +290,7 @@ class Service:
         log.info("this process is now the leader (%s)", self.lock.describe())
         self._beat("leader")
         self._crawler.reopen()
-        self._scheduler = BackgroundScheduler(
+        scheduler = BackgroundScheduler(
             timezone="UTC",
             job_defaults={
                 "max_instances": 1,
@@ -294,10 +298,11 @@ class Service:
                 "misfire_grace_time": self.settings.misfire_grace_seconds,
             },
         )
-        self._add_jobs(self._scheduler)
-        self._scheduler.start()
-        self.leading.set()
+        self._scheduler = scheduler
         try:
+            self._add_jobs(scheduler)
+            scheduler.start()
+            self.leading.set()
             while not self.stop_event.wait(self.settings.heartbeat_seconds):
                 if not self.lock.held():
                     break
@@ -305,7 +310,8 @@ class Service:
         finally:
             self.leading.clear()
             self._crawler.close()  # running crawls get SIGTERM; their jobs record them and return
-            self._scheduler.shutdown(wait=True)  # the running dispatch batch finishes
+            if scheduler.running:
+                scheduler.shutdown(wait=True)  # the running dispatch batch finishes
             self._scheduler = None
             self._beat("standby")
             self.lock.release()
@@ -407,6 +413,11 @@ class Service:
                 self._running.add(source)
             try:
                 result = self.jobs.crawl(source)
+            except Exception as exc:  # e.g. cannot fork: still a recorded, counted failure
+                log.exception("could not run the crawl")
+                result = CrawlProcessResult(
+                    None, error=f"could not run the crawl: {type(exc).__name__}: {exc}"
+                )
             finally:
                 with self._running_lock:
                     self._running.discard(source)
@@ -456,7 +467,9 @@ class Service:
         self, session: Session, source: str, run: CrawlRun | None, result: CrawlProcessResult
     ) -> CrawlRun:
         """The run row as the subprocess left it; closed as failed when the process could not close it."""
-        if result.timed_out:
+        if result.error:
+            reason = result.error
+        elif result.timed_out:
             reason = f"timed out after {self.settings.crawl_timeout_seconds} s"
         else:
             reason = f"crawl process exited with status {result.returncode} before recording the run"
@@ -544,6 +557,15 @@ def start_web(settings: Settings) -> Any:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="web", daemon=True)
     thread.start()
+    for _ in range(100):  # up to 10 s: a taken port must be said, not silently ignored
+        if server.started or not thread.is_alive():
+            break
+        thread.join(0.1)
+    if not server.started:
+        log.error(
+            "the web admin could not start on %s:%s (port taken?)", settings.web_host, settings.web_port
+        )
+        return server
     log.info(
         "web admin on http://%s:%s/ (health /healthz, metrics /metrics)", settings.web_host, settings.web_port
     )

@@ -80,8 +80,13 @@ def run_demo(*, port: int = 8000, directory: str | None = None) -> int:
 
     folder = Path(directory or "data/demo").resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in [folder / "demo.db", folder / "demo.db-wal", folder / "demo.db-shm"]:
-        stale.unlink(missing_ok=True)
+    for stale in [
+        folder / "demo.db",
+        folder / "demo.db-wal",
+        folder / "demo.db-shm",
+        *folder.glob("mail/*.eml"),
+    ]:
+        stale.unlink(missing_ok=True)  # every demo starts fresh
     portals: dict[str, Any] = {name: ReplayPortal(RECORDINGS / name).start() for name in recorded_sources()}
     catcher = MailCatcher(folder / "mail").start()
     try:

@@ -237,3 +237,14 @@ def test_run_refuses_a_bad_schedule_with_a_clear_error(tw_env: dict[str, str]) -
     done = run_cli("run", "--no-web", env={**tw_env, "TENDERWATCH_SOURCE_SCHEDULES": '{"esa": "daily"}'})
     assert done.returncode == 2
     assert "SOURCE_SCHEDULES['esa'] = 'daily' is neither seconds nor a crontab" in done.stderr
+
+
+def test_a_crawl_that_cannot_start_is_a_recorded_failure(engine: Engine, tw_env: dict[str, str]) -> None:
+    def broken(source: str) -> CrawlProcessResult:
+        raise OSError("Resource temporarily unavailable")
+
+    service = Service(engine, Settings(**FAST), sources=["esa"], jobs=Jobs(crawl=broken))
+    run = service.crawl("esa")
+    assert run is not None and run.status == "failed"
+    assert run.error == "could not run the crawl: OSError: Resource temporarily unavailable"
+    assert _state(engine, "esa").consecutive_failures == 1
