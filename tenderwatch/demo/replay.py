@@ -1,8 +1,9 @@
 """A local portal replaying one recording (docs/recordings.md): the demo's stand-in for a real portal.
 
 Requests arrive with the real path and query (the origin override keeps them); they are matched on
-(method, path+query, request body). Repeated keys answer in recorded order, the last one repeating. An
-unrecorded request gets a 404 saying so, so the crawl fails loudly instead of seeing an empty portal.
+(method, path+query, request body; JSON bodies compared as JSON). Repeated keys answer in recorded order,
+the last one repeating. An unrecorded request gets a 404 saying so, so the crawl fails loudly instead of
+seeing an empty portal.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from urllib.parse import urlsplit
 def _key(method: str, url: str, body: str | None) -> tuple[str, str, str]:
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    return method.upper(), target, body or ""
+    return method.upper(), target, _canonical(body)
+
+
+def _canonical(body: str | None) -> str:
+    """A JSON body in one spelling (key order, spacing), so equal queries match however serialised."""
+    if not body:
+        return ""
+    try:
+        return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        return body
 
 
 class ReplayPortal:

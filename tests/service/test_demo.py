@@ -71,7 +71,8 @@ def test_demo_runs_offline_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         mail = tmp_path / "demo" / "mail"
         while time.monotonic() < deadline:
             health = _health(port)
-            crawled = bool(health.get("sources", {}).get("esa", {}).get("last_success_at"))
+            sources = health.get("sources", {})
+            crawled = all(sources.get(name, {}).get("last_success_at") for name in ("esa", "ted"))
             if crawled and (not HAS_ALERTS or list(mail.glob("*.eml"))):
                 break
             assert proc.poll() is None, (tmp_path / "demo.log").read_text()
@@ -80,7 +81,8 @@ def test_demo_runs_offline_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
             raise AssertionError((tmp_path / "demo.log").read_text())
         assert health["status"] == "ok"
         with sqlite3.connect(tmp_path / "demo" / "demo.db") as conn:
-            assert conn.execute("select count(*) from tender where source = 'esa'").fetchone()[0] == 7
+            counts = dict(conn.execute("select source, count(*) from tender group by source").fetchall())
+        assert counts == {"esa": 7, "ted": 3}
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
     finally:
@@ -93,3 +95,18 @@ def test_demo_runs_offline_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     if HAS_ALERTS:
         first = sorted(mail.glob("*.eml"))[0].read_text(errors="replace")
         assert "baltic-ultrafast.test" in first or "precision-mechanics.test" in first
+
+
+def test_replayed_ted_search_matches_the_spiders_query() -> None:
+    from tenderwatch.config import Settings
+    from tenderwatch.spiders.ted import search_body
+
+    portal = ReplayPortal(RECORDINGS / "ted")
+    try:
+        body = json.dumps(search_body(Settings(_env_file=None)), indent=2)  # type: ignore[call-arg]
+        status, headers, payload = portal.answer("POST", "/v3/notices/search", body)
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        assert json.loads(payload)["totalNoticeCount"] == 3
+        assert portal.answer("POST", "/v3/notices/search", '{"query": "other"}')[0] == 404
+    finally:
+        portal.server.server_close()
