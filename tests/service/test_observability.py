@@ -105,3 +105,13 @@ def test_json_log_lines_carry_source_and_run_id() -> None:
     assert first["source"] == "esa" and first["run_id"] == 17 and first["message"] == "crawl finished"
     assert first["level"] == "warning" and first["ts"].endswith("Z")
     assert "source" not in second
+
+
+def test_web_app_serves_health_and_metrics_once(engine: Engine, tw_env: dict[str, str]) -> None:
+    from tenderwatch.observability import web_app
+
+    app = web_app()
+    assert app.url_path_for("healthz") == "/healthz" and app.url_path_for("metrics") == "/metrics"
+    with TestClient(app) as client:
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/healthz").status_code == 503  # no scheduler is running in this test
