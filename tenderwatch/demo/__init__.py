@@ -69,6 +69,29 @@ def import_sample_cluster(env: dict[str, str]) -> None:
     insert_cluster(SAMPLE_CLUSTER)
 
 
+DEMO_LOGIN = ("demo@tenderwatch.test", "tenderwatch-demo")  # a local demo account, not a secret
+
+
+def create_demo_admin(env: dict[str, str]) -> bool:
+    """An admin account for the web admin (web issue's `users add`); False when that command is absent."""
+    email, password = DEMO_LOGIN
+    command = [
+        sys.executable,
+        "-m",
+        "tenderwatch",
+        "users",
+        "add",
+        email,
+        "--role",
+        "admin",
+        "--password-stdin",
+    ]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, input=password + "\n", capture_output=True, text=True, check=False
+    )
+    return done.returncode == 0
+
+
 def run_demo(*, port: int = 8000, directory: str | None = None) -> int:
     """Start everything, print where to look, run until Ctrl-C; 0 on a clean stop."""
     from tenderwatch.config import get_settings
@@ -98,7 +121,8 @@ def run_demo(*, port: int = 8000, directory: str | None = None) -> int:
         configure_logging()
         upgrade(env["TENDERWATCH_DATABASE_URL"])
         import_sample_cluster(env)
-        _print_banner(port, folder, portals)
+        login = create_demo_admin(env)
+        _print_banner(port, folder, portals, login)
         run_service(get_settings(), web=True)
     finally:
         catcher.stop()
@@ -108,10 +132,11 @@ def run_demo(*, port: int = 8000, directory: str | None = None) -> int:
     return 0
 
 
-def _print_banner(port: int, folder: Path, portals: dict[str, Any]) -> None:
+def _print_banner(port: int, folder: Path, portals: dict[str, Any], login: bool) -> None:
     lines = [
         "tenderwatch demo — everything local, no network",
         f"  web admin:     http://127.0.0.1:{port}/   (health /healthz, metrics /metrics)",
+        *([f"  log in as:     {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}"] if login else []),
         f"  caught emails: {folder / 'mail'}  (one .eml file per message)",
         f"  database:      {folder / 'demo.db'}",
         *(f"  replayed {name}: {portal.url}" for name, portal in portals.items()),

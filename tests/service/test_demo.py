@@ -92,6 +92,7 @@ def test_demo_runs_offline_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         log.close()
     output = (tmp_path / "demo.log").read_text()
     assert f"web admin:     http://127.0.0.1:{port}/" in output and "demo stopped;" in output
+    assert "log in as:     demo@tenderwatch.test / tenderwatch-demo" in output
     if HAS_ALERTS:
         first = sorted(mail.glob("*.eml"))[0].read_text(errors="replace")
         assert "baltic-ultrafast.test" in first or "precision-mechanics.test" in first
