@@ -1,7 +1,7 @@
 """service instances
 
-Revision ID: 0003_service
-Revises: 0002_subscriptions
+Revision ID: 0005_service
+Revises: 0004_merge_heads
 Create Date: 2026-11-28 22:06:56.082881
 """
 
@@ -14,8 +14,8 @@ from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_ty
 import tenderwatch.storage.types  # noqa: F401  (UTCDateTime, JSONType)
 
 
-revision: str = '0003_service'
-down_revision: str | Sequence[str] | None = '0002_subscriptions'
+revision: str = '0005_service'
+down_revision: str | Sequence[str] | None = '0004_merge_heads'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
