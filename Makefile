@@ -23,6 +23,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/tenderwatch run
 
+demo: $(STAMP)
+	$(BIN)/tenderwatch demo
+
 test: $(STAMP)
 	$(BIN)/pytest
 

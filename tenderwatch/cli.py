@@ -166,13 +166,34 @@ def check(
 
 
 @app.command()
-def run() -> None:
-    """The main job: crawl every enabled source once and report."""
-    from tenderwatch.crawl import enabled_sources, run_crawls
+def run(
+    web: bool = typer.Option(True, "--web/--no-web", help="Serve the web admin, /healthz and /metrics."),
+) -> None:
+    """The service: scheduled crawls, alert dispatch and reminders until SIGTERM/Ctrl-C.
 
-    names = enabled_sources()
-    out.print(f"crawling {', '.join(names)} into {_safe_db_url()}", highlight=False)
-    raise typer.Exit(_report(run_crawls(names)))
+    A second `run` against the same database waits as a hot standby and takes over when the first stops.
+    """
+    from tenderwatch.observability import configure_logging
+    from tenderwatch.scheduler import run_service
+
+    configure_logging()
+    err.print(f"tenderwatch service on {_safe_db_url()}", highlight=False)
+    try:
+        run_service(web=web)
+    except ValueError as exc:  # a bad schedule in the configuration
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def demo(
+    port: int = typer.Option(8000, help="Port of the web admin."),
+    directory: str = typer.Option("", help="Where the demo keeps its database and caught mail."),
+) -> None:
+    """Try tenderwatch offline: replayed portals, a mail catcher, a sample cluster, short intervals."""
+    from tenderwatch.demo import run_demo
+
+    raise typer.Exit(run_demo(port=port, directory=directory or None))
 
 
 @app.command()

@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     source_failure_threshold: int = 3
     operator_urls: CommaList = Field(default_factory=list)  # apprise URLs; secrets
 
+    # --- service (tenderwatch run: scheduler, leader lock, health; issue 7) --------------------
+    # per-source schedule: {"esa": "*/30 * * * *"} (crontab, UTC) or {"ted": "3600"} (interval seconds);
+    # sources not listed use crawl_interval_seconds ± crawl_jitter_seconds
+    source_schedules: dict[str, str] = Field(default_factory=dict)
+    reminder_interval_seconds: int = 3600  # how often deadline reminders are created
+    crawl_poll_seconds: float = 5.0  # how often "crawl now" requests from the web admin are picked up
+    heartbeat_seconds: float = 10.0  # leader/standby heartbeat; /healthz wants one within 3× this
+    standby_poll_seconds: float = 2.0  # how often a hot standby retries the leader lock
+    misfire_grace_seconds: int = 3600  # a job late by less than this (busy or sleeping host) still runs
+    stop_grace_seconds: float = 20.0  # a crawl subprocess gets this long to close after SIGTERM
+
     # --- alerts --------------------------------------------------------------------------------
     smtp_url: SecretStr | None = None  # smtp://user:pass@host:587 or smtps://…
     mail_from: str = "tenderwatch <alerts@tenderwatch.invalid>"

@@ -10,5 +10,6 @@ from tenderwatch.storage import (  # noqa: F401
     feeds,
     models,
     outbox,
+    service,
     subscriptions,
 )
