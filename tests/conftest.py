@@ -77,6 +77,9 @@ def tw_env(db_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
         "TENDERWATCH_DATA_DIR": str(tmp_path / "data"),
         "TENDERWATCH_DOWNLOAD_DELAY": "0.01",
         "TENDERWATCH_LOG_LEVEL": "WARNING",
+        # retries back off for seconds in production; tests that exercise back-off set their own values
+        "TENDERWATCH_RETRY_BACKOFF_BASE": "0.05",
+        "TENDERWATCH_RETRY_BACKOFF_MAX": "0.5",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
