@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Column, Float, String, UniqueConstraint, func, or_
+from sqlalchemy import Column, Float, String, UniqueConstraint, func, or_, union
 from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from tenderwatch.dates import now_utc, utc
 from tenderwatch.items import TenderItem
@@ -198,25 +199,45 @@ def members(session: Session, root: int) -> list[Tender]:
     return sorted(rows, key=lambda t: (t.id != root, t.id))
 
 
-def _like_pattern(reference: str | None) -> str | None:
-    core = normalise_reference(reference)
-    return "%" + "%".join(core.split("-")) + "%" if core else None
+def reference_keys(tender: Tender) -> list[str]:
+    """The normalised keys the reference rule compares (``F4E-OMF-2021 (TB23)`` → ``F4E-OMF-2021``)."""
+    keys = {normalise_reference(tender.reference), normalise_reference(tender.procedure_id)}
+    return sorted(key for key in keys if key)
+
+
+def candidate_query(tender: Tender) -> SelectOfScalar[Tender] | None:
+    """Records of other sources that could be the same call, found through indexes only (None = no lookup).
+
+    One indexed lookup per rule, united: equal reference keys (``ref_key``/``procedure_key``), and — the
+    title rule needs both buyers and deadlines a day apart — buyers with a deadline in the window around
+    this record's deadline day (on ``deadline_at``, wide enough for any portal time zone). A record with
+    no reference and no (deadline and buyer) cannot match anything and costs no query.
+    """
+    others = (Tender.source != tender.source, Tender.id != tender.id)
+    parts = []
+    keys = reference_keys(tender)
+    if keys:
+        parts.append(select(Tender.id).where(col(Tender.ref_key).in_(keys), *others))
+        parts.append(select(Tender.id).where(col(Tender.procedure_key).in_(keys), *others))
+    day = deadline_day(tender)
+    if day is not None and tender.buyer:
+        start = datetime.combine(day - timedelta(days=2), datetime.min.time(), tzinfo=UTC)
+        window = col(Tender.deadline_at).between(start, start + timedelta(days=5))
+        parts.append(select(Tender.id).where(window, col(Tender.buyer).is_not(None), *others))
+    if not parts:
+        return None
+    ids = union(*parts).subquery()
+    return (
+        select(Tender)
+        .where(col(Tender.id).in_(select(ids.c.id)))
+        .order_by(col(Tender.id))
+        .limit(CANDIDATE_LIMIT)
+    )
 
 
 def _candidates(session: Session, tender: Tender) -> list[Tender]:
-    """Records of other sources that could be the same call (same reference words or deadline week)."""
-    clauses = []
-    for pattern in filter(None, (_like_pattern(tender.reference), _like_pattern(tender.procedure_id))):
-        clauses.append(func.upper(col(Tender.reference)).like(pattern))
-        clauses.append(func.upper(col(Tender.procedure_id)).like(pattern))
-    day = deadline_day(tender)
-    if day is not None:
-        start = datetime.combine(day - timedelta(days=2), datetime.min.time(), tzinfo=UTC)
-        clauses.append(col(Tender.deadline_at).between(start, start + timedelta(days=5)))
-    if not clauses:
-        return []
-    query = select(Tender).where(Tender.source != tender.source, Tender.id != tender.id, or_(*clauses))
-    return list(session.exec(query.order_by(col(Tender.id)).limit(CANDIDATE_LIMIT)))
+    query = candidate_query(tender)
+    return [] if query is None else list(session.exec(query))
 
 
 def _split_partners(session: Session, tender_id: int) -> set[int]:
