@@ -199,6 +199,22 @@ def members(session: Session, root: int) -> list[Tender]:
     return sorted(rows, key=lambda t: (t.id != root, t.id))
 
 
+def sources_with_rivals(session: Session, sources: set[str]) -> set[str]:
+    """Which of ``sources`` (one upsert batch's) may meet another source's record: only those need linking.
+
+    A batch of several sources links all of them; a single source is checked once per batch with two
+    index range seeks (``source < s OR source > s``, which an index serves and ``!=`` does not), so
+    storing one portal alone costs no cross-portal lookup per record.
+    """
+    if len(sources) != 1:
+        return set(sources)
+    (source,) = sources
+    other = session.exec(
+        select(Tender.id).where(or_(col(Tender.source) < source, col(Tender.source) > source)).limit(1)
+    ).first()
+    return set() if other is None else {source}
+
+
 def reference_keys(tender: Tender) -> list[str]:
     """The normalised keys the reference rule compares (``F4E-OMF-2021 (TB23)`` → ``F4E-OMF-2021``)."""
     keys = {normalise_reference(tender.reference), normalise_reference(tender.procedure_id)}
