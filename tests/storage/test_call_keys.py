@@ -151,3 +151,27 @@ def test_migration_backfills_keys_of_stored_tenders(tmp_path) -> None:  # type: 
             ("b", None, "2021-S-123-456"),
             ("c", None, None),
         ]
+
+
+def test_one_source_alone_is_never_looked_up_until_another_is_stored(engine: Engine) -> None:
+    esa = [_item("esa", f"esa-{n}", reference=f"ESA-{n}", buyer="European Space Agency") for n in range(3)]
+    with _Statements(engine) as sql:
+        result = _upsert(engine, *esa)
+    assert (result.new, result.merged) == (3, 0)
+    lookups = [s for s in sql if "ref_key IN" in s or " LIKE " in s.upper() or "BETWEEN" in s.upper()]
+    assert not lookups, "no rival source stored: no candidate lookup at all"
+
+    ted = _item("ted", "1-2026", reference="esa 7", buyer="European Space Agency", title="Star tracker")
+    assert _upsert(engine, ted).merged == 0
+    with _Statements(engine) as sql:
+        result = _upsert(engine, _item("esa", "esa-7", reference="ESA-7", buyer="European Space Agency"))
+    assert (result.new, result.merged) == (1, 1)  # the TED record is now a rival: the portal's joins it
+    assert [s for s in sql if "ref_key IN" in s]
+
+
+def test_same_new_notice_twice_in_one_batch_is_one_tender_then_a_change(engine: Engine) -> None:
+    first = _item("esa", "dup", reference="ESA-1")
+    second = _item("esa", "dup", reference="ESA-1", title="Provision of mechanical works, amended")
+    result = _upsert(engine, first, second)
+    assert (result.new, result.changed, len(result.event_ids)) == (1, 1, 2)
+    assert _stored(engine, "esa", "dup").title.endswith("amended")
