@@ -31,7 +31,11 @@ class Tender(SQLModel, table=True):
     """One call as stored from one source; ``canonical_id`` links records of the same call across portals."""
 
     __tablename__ = "tender"
-    __table_args__ = (UniqueConstraint("source", "source_id", name="uq_tender_source_source_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "source_id", name="uq_tender_source_source_id"),
+        # cross-portal title candidates: other sources' deadlines in a window, one index range per source
+        Index("ix_tender_source_deadline", "source", "deadline_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(sa_column=Column(String(64), nullable=False, index=True))

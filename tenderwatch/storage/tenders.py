@@ -181,7 +181,8 @@ def upsert_batch(
     pending: list[tuple[Tender, EventKind, int, dict[str, list[Any]]]] = []
     now = now_utc()
     threshold = get_settings().merge_title_threshold
-    rivals = calls.sources_with_rivals(session, {item.source for item, _ in items})
+    # sources an item may be matched against: stored ones and this batch's (one index seek per source)
+    present = calls.stored_sources(session) | {item.source for item, _ in items}
     for item, extra in items:
         columns = item_to_columns(item)
         digest = content_hash(columns)
@@ -196,9 +197,10 @@ def upsert_batch(
             session.add(tender)
             existing[key] = tender
             result.new += 1
-            if item.source in rivals:
-                session.flush()  # linking needs the id; without rivals the batch's one flush assigns it
-                if calls.link_record(session, tender, threshold=threshold) is not None:
+            rivals = present - {item.source}
+            if rivals:  # alone, a source has nothing to link to: the batch's one flush assigns the id
+                session.flush()  # linking needs the id
+                if calls.link_record(session, tender, threshold=threshold, rivals=rivals) is not None:
                     result.merged += 1  # already alerted as the other portal's record: no second "new"
                     continue
             pending.append((tender, EventKind.NEW, 1, {}))
@@ -235,8 +237,9 @@ def upsert_batch(
         pending.append((tender, kind, version, changes))
         session.flush()
         result.changed += 1
-        rematch = item.source in rivals and MATCH_FIELDS & changes.keys()
-        if rematch and calls.link_record(session, tender, threshold=threshold) is not None:
+        rivals = present - {item.source}
+        rematch = rivals and MATCH_FIELDS & changes.keys()
+        if rematch and calls.link_record(session, tender, threshold=threshold, rivals=rivals) is not None:
             result.merged += 1
     session.flush()  # assigns the ids of the new tenders not linked above, in one unit of work
     pending_events = [

@@ -94,7 +94,7 @@ def test_record_without_reference_or_deadline_costs_no_lookup(engine: Engine) ->
         result = _upsert(engine, _item("ted", "1-2026", reference=None, deadline_at=None))
     assert (result.new, result.merged) == (1, 0)
     assert not [s for s in sql if "UNION" in s.upper()]
-    assert calls.candidate_query(_stored(engine, "ted", "1-2026")) is None
+    assert calls.candidate_query(_stored(engine, "ted", "1-2026"), {"f4e"}) is None
 
 
 def test_sqlite_plan_reads_only_indexes(engine: Engine) -> None:
@@ -113,13 +113,13 @@ def test_sqlite_plan_reads_only_indexes(engine: Engine) -> None:
         buyer="Fusion for Energy",
         deadline_at=DEADLINE,
     )
-    query = calls.candidate_query(record)
+    query = calls.candidate_query(record, {"esa", "f4e"})
     assert query is not None
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as conn:
         plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
     assert not [step for step in plan if step.startswith("SCAN tender")], plan
-    for index in ("ix_tender_ref_key", "ix_tender_procedure_key", "ix_tender_deadline_at"):
+    for index in ("ix_tender_ref_key", "ix_tender_procedure_key", "ix_tender_source_deadline"):
         assert any(index in step for step in plan), plan
 
 

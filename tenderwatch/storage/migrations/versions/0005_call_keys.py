@@ -1,4 +1,4 @@
-"""Call keys: normalised reference / procedure-id keys on tender, indexed, for cross-portal matching
+"""Call keys: normalised reference / procedure-id keys on tender, indexed, and a (source, deadline_at) index, for cross-portal matching
 
 Cross-portal candidates used to be found with ``upper(reference) LIKE '%…%'``, a full-table scan per new
 tender (O(N²) ingest). The keys are matched by equality on their indexes instead. Existing rows are
@@ -30,6 +30,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('procedure_key', sa.String(length=255), nullable=True))
         batch_op.create_index(batch_op.f('ix_tender_procedure_key'), ['procedure_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_tender_ref_key'), ['ref_key'], unique=False)
+        batch_op.create_index('ix_tender_source_deadline', ['source', 'deadline_at'], unique=False)
     _backfill(op.get_bind())
 
 
@@ -77,6 +78,7 @@ def _backfill(bind: sa.engine.Connection) -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('tender', schema=None) as batch_op:
+        batch_op.drop_index('ix_tender_source_deadline')
         batch_op.drop_index(batch_op.f('ix_tender_ref_key'))
         batch_op.drop_index(batch_op.f('ix_tender_procedure_key'))
         batch_op.drop_column('procedure_key')
