@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, text
 from sqlmodel import Session, select
 
@@ -125,7 +126,8 @@ def test_sqlite_plan_reads_only_indexes(engine: Engine) -> None:
 
 def test_migration_backfills_keys_of_stored_tenders(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    command.upgrade(alembic_config(url), "0004_merge_heads")
+    previous = ScriptDirectory.from_config(alembic_config(url)).get_revision("0005_call_keys").down_revision
+    command.upgrade(alembic_config(url), str(previous))
     engine = get_engine(url)
     insert = text(
         "INSERT INTO tender (source, source_id, reference, procedure_id, title, status, cpv, countries,"

@@ -5,7 +5,7 @@ tender (O(N²) ingest). The keys are matched by equality on their indexes instea
 backfilled here in batches with the same normalisation the application uses.
 
 Revision ID: 0005_call_keys
-Revises: 0004_merge_heads
+Revises: 0005_service
 Create Date: 2026-11-28 23:30:48.807777
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from tenderwatch.matching import normalise_reference
 
 revision: str = '0005_call_keys'
-down_revision: str | Sequence[str] | None = '0004_merge_heads'
+down_revision: str | Sequence[str] | None = '0005_service'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
