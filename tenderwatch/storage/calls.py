@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Column, Float, String, UniqueConstraint, func, or_
+from sqlalchemy import Column, Float, String, UniqueConstraint, func, or_, union
 from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from tenderwatch.dates import now_utc, utc
 from tenderwatch.items import TenderItem
@@ -198,25 +199,63 @@ def members(session: Session, root: int) -> list[Tender]:
     return sorted(rows, key=lambda t: (t.id != root, t.id))
 
 
-def _like_pattern(reference: str | None) -> str | None:
-    core = normalise_reference(reference)
-    return "%" + "%".join(core.split("-")) + "%" if core else None
+def stored_sources(session: Session) -> set[str]:
+    """The sources that have records, read as an index skip-scan: one seek per source, not per row."""
+    found: set[str] = set()
+    query = select(Tender.source).order_by(col(Tender.source)).limit(1)
+    while (source := session.exec(query).first()) is not None:
+        found.add(source)
+        query = select(Tender.source).where(col(Tender.source) > source).order_by(col(Tender.source)).limit(1)
+    return found
 
 
-def _candidates(session: Session, tender: Tender) -> list[Tender]:
-    """Records of other sources that could be the same call (same reference words or deadline week)."""
-    clauses = []
-    for pattern in filter(None, (_like_pattern(tender.reference), _like_pattern(tender.procedure_id))):
-        clauses.append(func.upper(col(Tender.reference)).like(pattern))
-        clauses.append(func.upper(col(Tender.procedure_id)).like(pattern))
+def reference_keys(tender: Tender) -> list[str]:
+    """The normalised keys the reference rule compares (``F4E-OMF-2021 (TB23)`` → ``F4E-OMF-2021``)."""
+    keys = {normalise_reference(tender.reference), normalise_reference(tender.procedure_id)}
+    return sorted(key for key in keys if key)
+
+
+def candidate_query(tender: Tender, rivals: Collection[str]) -> SelectOfScalar[Tender] | None:
+    """Records of the ``rivals`` sources that could be the same call, found through indexes only.
+
+    One indexed lookup per rule, united: equal reference keys (``ref_key``/``procedure_key``), and — the
+    title rule needs both buyers and deadlines a day apart — each rival's records with a deadline in the
+    window around this record's deadline day (``ix_tender_source_deadline``; the window is wide enough for
+    any portal time zone). None (no query) when nothing can match: no rival source stored, or a record
+    with neither a reference nor a deadline and buyer.
+    """
+    sources = sorted(set(rivals) - {tender.source})
+    if not sources:
+        return None
+    # key lookups filter the source with != so that no planner prefers the source index to the key's
+    others = (Tender.source != tender.source, Tender.id != tender.id)
+    parts = []
+    keys = reference_keys(tender)
+    if keys:
+        parts.append(select(Tender.id).where(col(Tender.ref_key).in_(keys), *others))
+        parts.append(select(Tender.id).where(col(Tender.procedure_key).in_(keys), *others))
     day = deadline_day(tender)
-    if day is not None:
+    if day is not None and tender.buyer:
         start = datetime.combine(day - timedelta(days=2), datetime.min.time(), tzinfo=UTC)
-        clauses.append(col(Tender.deadline_at).between(start, start + timedelta(days=5)))
-    if not clauses:
-        return []
-    query = select(Tender).where(Tender.source != tender.source, Tender.id != tender.id, or_(*clauses))
-    return list(session.exec(query.order_by(col(Tender.id)).limit(CANDIDATE_LIMIT)))
+        window = col(Tender.deadline_at).between(start, start + timedelta(days=5))
+        rival = col(Tender.source).in_(sources)
+        parts.append(select(Tender.id).where(rival, window, Tender.id != tender.id))
+    if not parts:
+        return None
+    ids = union(*parts).subquery()
+    return (
+        select(Tender)
+        .where(col(Tender.id).in_(select(ids.c.id)))
+        .order_by(col(Tender.id))
+        .limit(CANDIDATE_LIMIT)
+    )
+
+
+def _candidates(session: Session, tender: Tender, rivals: Collection[str] | None) -> list[Tender]:
+    if rivals is None:
+        rivals = stored_sources(session)
+    query = candidate_query(tender, rivals)
+    return [] if query is None else list(session.exec(query))
 
 
 def _split_partners(session: Session, tender_id: int) -> set[int]:
@@ -229,13 +268,16 @@ def _split_partners(session: Session, tender_id: int) -> set[int]:
     return {r.other_id if r.tender_id == tender_id else r.tender_id for r in rows}
 
 
-def find_same_call(session: Session, tender: Tender, *, threshold: float) -> Match | None:
+def find_same_call(
+    session: Session, tender: Tender, *, threshold: float, rivals: Collection[str] | None = None
+) -> Match | None:
     """The canonical record of another source's call that ``tender`` belongs to, if the rules say so.
 
     A call holds at most one record per source, and pairs an operator split are never merged again; these
-    are checked only for the few candidates the pure rules accept, strongest first.
+    are checked only for the few candidates the pure rules accept, strongest first. ``rivals`` = the other
+    sources stored (read from the database when not given).
     """
-    candidates = {c.id: c for c in _candidates(session, tender)}
+    candidates = {c.id: c for c in _candidates(session, tender, rivals)}
     ranked = ranked_matches(facts(tender), [facts(c) for c in candidates.values()], threshold=threshold)
     if not ranked:
         return None
@@ -261,12 +303,14 @@ def attach(session: Session, tender: Tender, root: int, *, method: str, confiden
     )
 
 
-def link_record(session: Session, tender: Tender, *, threshold: float) -> Match | None:
+def link_record(
+    session: Session, tender: Tender, *, threshold: float, rivals: Collection[str] | None = None
+) -> Match | None:
     """Attach a standalone record to the call it belongs to; returns the match (None = its own call)."""
     assert tender.id is not None
     if tender.canonical_id is not None or _has_members(session, tender.id):
         return None
-    match = find_same_call(session, tender, threshold=threshold)
+    match = find_same_call(session, tender, threshold=threshold, rivals=rivals)
     if match is not None:
         attach(session, tender, match.target_id, method=match.method, confidence=match.confidence)
     return match

@@ -10,10 +10,11 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from tenderwatch.dates import now_utc
+from tenderwatch.matching import normalise_reference
 from tenderwatch.storage.types import JSONType, UTCDateTime, new_dict, new_list
 
 
@@ -30,7 +31,11 @@ class Tender(SQLModel, table=True):
     """One call as stored from one source; ``canonical_id`` links records of the same call across portals."""
 
     __tablename__ = "tender"
-    __table_args__ = (UniqueConstraint("source", "source_id", name="uq_tender_source_source_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "source_id", name="uq_tender_source_source_id"),
+        # cross-portal title candidates: other sources' deadlines in a window, one index range per source
+        Index("ix_tender_source_deadline", "source", "deadline_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(sa_column=Column(String(64), nullable=False, index=True))
@@ -68,6 +73,18 @@ class Tender(SQLModel, table=True):
     classifier_version: str | None = Field(default=None, sa_column=Column(String(32)))
     # cross-portal identity: None = this record is its call's canonical record
     canonical_id: int | None = Field(default=None, foreign_key="tender.id", index=True)
+    # normalised match keys (``matching.normalise_reference`` of reference / procedure_id), kept in step by
+    # the mapper events below: cross-portal candidates are found by indexed equality, not by LIKE scans
+    ref_key: str | None = Field(default=None, sa_column=Column(String(255), index=True))
+    procedure_key: str | None = Field(default=None, sa_column=Column(String(255), index=True))
+
+
+@event.listens_for(Tender, "before_insert")
+@event.listens_for(Tender, "before_update")
+def _fill_match_keys(_mapper: Any, _connection: Any, tender: Tender) -> None:
+    """Derive the match keys from the columns they normalise, whichever code path wrote the row."""
+    tender.ref_key = normalise_reference(tender.reference)
+    tender.procedure_key = normalise_reference(tender.procedure_id)
 
 
 class TenderVersion(SQLModel, table=True):

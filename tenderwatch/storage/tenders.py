@@ -158,6 +158,11 @@ def _next_version(session: Session, tender_id: int) -> int:
     return (current or 1) + 1
 
 
+def _flushed_id(tender: Tender) -> int:
+    assert tender.id is not None
+    return tender.id
+
+
 def upsert_batch(
     session: Session,
     items: Sequence[tuple[TenderItem, dict[str, Any]]],
@@ -172,9 +177,12 @@ def upsert_batch(
     result = UpsertResult()
     existing = _existing(session, [item for item, _ in items])
     amended = calls.amended_ids(session, [tender.id for tender in existing.values()])
-    pending_events: list[TenderEvent] = []
+    # (tender, kind, version, diff) of the events to write once every new tender has its id
+    pending: list[tuple[Tender, EventKind, int, dict[str, list[Any]]]] = []
     now = now_utc()
     threshold = get_settings().merge_title_threshold
+    # sources an item may be matched against: stored ones and this batch's (one index seek per source)
+    present = calls.stored_sources(session) | {item.source for item, _ in items}
     for item, extra in items:
         columns = item_to_columns(item)
         digest = content_hash(columns)
@@ -188,22 +196,17 @@ def upsert_batch(
             tender = Tender(**columns, **extra, content_hash=digest, first_seen_at=now, last_changed_at=now)
             session.add(tender)
             existing[key] = tender
-            session.flush()
-            assert tender.id is not None
             result.new += 1
-            if calls.link_record(session, tender, threshold=threshold) is not None:
-                result.merged += 1  # already alerted as the other portal's record: no second "new"
-                continue
-            pending_events.append(
-                TenderEvent(
-                    tender_id=tender.id,
-                    kind=EventKind.NEW,
-                    version=1,
-                    crawl_run_id=crawl_run_id,
-                    created_at=now,
-                )
-            )
+            rivals = present - {item.source}
+            if rivals:  # alone, a source has nothing to link to: the batch's one flush assigns the id
+                session.flush()  # linking needs the id
+                if calls.link_record(session, tender, threshold=threshold, rivals=rivals) is not None:
+                    result.merged += 1  # already alerted as the other portal's record: no second "new"
+                    continue
+            pending.append((tender, EventKind.NEW, 1, {}))
             continue
+        if tender.id is None:  # the same notice twice in one batch: its first copy is not flushed yet
+            session.flush()
         existing[key] = tender
         assert tender.id is not None
         stale = (folded or tender.id in amended) and calls.is_stale(session, tender, item, folded=folded)
@@ -231,21 +234,25 @@ def upsert_batch(
             if changes.get("status", [None, None])[1] == Status.CANCELLED
             else EventKind.CHANGED
         )
-        pending_events.append(
-            TenderEvent(
-                tender_id=tender.id,
-                kind=kind,
-                version=version,
-                diff=changes,
-                crawl_run_id=crawl_run_id,
-                created_at=now,
-            )
-        )
+        pending.append((tender, kind, version, changes))
         session.flush()
         result.changed += 1
-        rematch = MATCH_FIELDS & changes.keys()
-        if rematch and calls.link_record(session, tender, threshold=threshold) is not None:
+        rivals = present - {item.source}
+        rematch = rivals and MATCH_FIELDS & changes.keys()
+        if rematch and calls.link_record(session, tender, threshold=threshold, rivals=rivals) is not None:
             result.merged += 1
+    session.flush()  # assigns the ids of the new tenders not linked above, in one unit of work
+    pending_events = [
+        TenderEvent(
+            tender_id=_flushed_id(tender),
+            kind=kind,
+            version=version,
+            diff=diff,
+            crawl_run_id=crawl_run_id,
+            created_at=now,
+        )
+        for tender, kind, version, diff in pending
+    ]
     session.add_all(pending_events)
     session.flush()
     result.event_ids.extend(event.id for event in pending_events if event.id is not None)
