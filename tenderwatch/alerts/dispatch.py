@@ -128,7 +128,7 @@ def _due_channels(session: Session, now: datetime, limit: int) -> list[int]:
 def _pick(session: Session, channels: list[int], now: datetime, batch: int) -> list[int]:
     """All due digest deliveries of ``channels``, plus instant ones while fewer than ``batch`` are taken."""
     rows = session.execute(
-        sa_select(Delivery.id, Delivery.channel_id, Profile.frequency)
+        sa_select(col(Delivery.id), col(Delivery.channel_id), col(Profile.frequency))
         .join(Alert, col(Alert.id) == col(Delivery.alert_id))
         .join(Profile, col(Profile.id) == col(Alert.profile_id))
         .where(col(Delivery.channel_id).in_(channels), _claimable(now))
