@@ -190,14 +190,20 @@ class CompiledProfile:
     min_days_left: int | None
 
 
+@lru_cache(maxsize=8192)
+def _phrase(text: str) -> Phrase:
+    """Keywords repeat across thousands of profiles and every matcher run: tokenise each once."""
+    return Phrase(text, tuple(tokens(text)))
+
+
 def compile_profile(profile: Profile) -> CompiledProfile:
     return CompiledProfile(
         profile=profile,
         statuses=tuple(profile.statuses) or ALERTABLE_STATUSES,
         sources=tuple(profile.sources),
         buyers=tuple((b, b.casefold()) for b in profile.buyers),
-        keywords=tuple(Phrase(k, tuple(tokens(k))) for k in profile.keywords),
-        exclude=tuple(Phrase(k, tuple(tokens(k))) for k in profile.exclude),
+        keywords=tuple(_phrase(k) for k in profile.keywords),
+        exclude=tuple(_phrase(k) for k in profile.exclude),
         categories=tuple(profile.categories),
         min_score=profile.min_score,
         cpv_prefixes=tuple(d for d in (_cpv_digits(p) for p in profile.cpv_prefixes) if d),
