@@ -541,6 +541,7 @@ class _Batch:
     def __init__(self, now: datetime) -> None:
         self.now = now
         self.planned: dict[AlertKey, _PlannedAlert] = {}
+        self.by_tender: dict[int, set[int]] = {}
 
     def add(
         self,
@@ -568,6 +569,11 @@ class _Batch:
             "created_at": self.now,
         }
         self.planned[key] = _PlannedAlert(event_id, subscriber, row)
+        self.by_tender.setdefault(tender_id, set()).add(profile_id)
+
+    def profiles_of(self, tender_id: int) -> set[int]:
+        """Profiles with an alert about ``tender_id`` planned in this batch."""
+        return self.by_tender.get(tender_id, set())
 
 
 def _load_tenders(session: Session, events: Sequence[TenderEvent]) -> dict[int, Tender]:
@@ -646,9 +652,7 @@ class _Matcher:
                     reasons=decision.reasons,
                 )
         # later events of this batch see these profiles as alerted (as a per-alert flush used to)
-        alerted.update(
-            p.row["profile_id"] for p in batch.planned.values() if p.row["tender_id"] == logical_id
-        )
+        alerted.update(batch.profiles_of(logical_id))
 
 
 #: rows per INSERT statement (SQLite allows 32 766 bound parameters; an alert row has 7)
