@@ -21,9 +21,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, update
+from sqlalchemy import Engine, and_, exists, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -82,12 +83,20 @@ def _claimable(now: datetime) -> Any:
 
 
 def claim(engine: Engine, token: str, now: datetime, batch: int) -> list[int]:
-    """Mark up to ``batch`` due deliveries as ``sending`` by ``token``; returns their ids (committed)."""
+    """Mark due deliveries as ``sending`` by ``token``; returns their ids (committed).
+
+    Claims go by channel, so that a digest is never split across claims (and so across messages): the
+    due channels are picked first (at most ``batch``; on PostgreSQL their rows are locked ``FOR NO KEY
+    UPDATE SKIP LOCKED`` so concurrent dispatchers take different channels), then every due *digest*
+    delivery of those channels is claimed, whatever their number, and *instant* deliveries (one message
+    each) up to ``batch`` deliveries in all. The claiming ``UPDATE`` is guarded by the claimable condition,
+    so a delivery is never claimed twice (SQLite relies on that guard alone).
+    """
     with Session(engine) as session, session.begin():
-        query = select(Delivery.id).where(_claimable(now)).order_by(col(Delivery.id)).limit(batch)
-        if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = [i for i in session.exec(query).all() if i is not None]
+        channels = _due_channels(session, now, batch)
+        if not channels:
+            return []
+        ids = _pick(session, channels, now, batch)
         if not ids:
             return []
         session.execute(
@@ -104,6 +113,36 @@ def claim(engine: Engine, token: str, now: datetime, batch: int) -> list[int]:
             )
         ).all()
     return sorted(i for i in mine if i is not None)
+
+
+def _due_channels(session: Session, now: datetime, limit: int) -> list[int]:
+    """Up to ``limit`` channels with a claimable delivery (locked, skipping locked ones, on PostgreSQL)."""
+    due = exists().where(col(Delivery.channel_id) == col(Channel.id), _claimable(now))
+    query = select(Channel.id).where(due).order_by(col(Channel.id)).limit(max(limit, 1))
+    if session.get_bind().dialect.name == "postgresql":
+        # NO KEY UPDATE: new deliveries referencing the channel (FOR KEY SHARE) are not blocked
+        query = query.with_for_update(skip_locked=True, key_share=True)
+    return [i for i in session.exec(query).all() if i is not None]
+
+
+def _pick(session: Session, channels: list[int], now: datetime, batch: int) -> list[int]:
+    """All due digest deliveries of ``channels``, plus instant ones while fewer than ``batch`` are taken."""
+    rows = session.execute(
+        sa_select(col(Delivery.id), col(Delivery.channel_id), col(Profile.frequency))
+        .join(Alert, col(Alert.id) == col(Delivery.alert_id))
+        .join(Profile, col(Profile.id) == col(Alert.profile_id))
+        .where(col(Delivery.channel_id).in_(channels), _claimable(now))
+        .order_by(col(Delivery.channel_id), col(Delivery.id))
+    ).all()
+    taken: list[int] = []
+    for _, group in groupby(rows, key=lambda row: row[1]):
+        if len(taken) >= batch:
+            break
+        items = list(group)
+        taken.extend(i for i, _, frequency in items if frequency != Frequency.INSTANT.value)
+        instant = [i for i, _, frequency in items if frequency == Frequency.INSTANT.value]
+        taken.extend(instant[: max(batch - len(taken), 0)])
+    return taken
 
 
 # --- loading and grouping --------------------------------------------------------------------------

@@ -18,13 +18,15 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, text
-from sqlmodel import Session, col, select
+from sqlalchemy import exists, insert, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, col, select
 
 from tenderwatch.dates import now_utc
 from tenderwatch.storage.alert_state import EventMatch
 from tenderwatch.storage.models import EventKind, Tender, TenderEvent
-from tenderwatch.storage.outbox import Alert, AlertKind, Delivery
+from tenderwatch.storage.outbox import Alert, AlertKind, Delivery, DeliveryStatus
 from tenderwatch.storage.subscriptions import Channel, Company, Frequency, Profile
 
 log = logging.getLogger(__name__)
@@ -126,9 +128,94 @@ def days_left(tender: Tender, now: datetime) -> float | None:
     return (deadline - now).total_seconds() / 86400
 
 
-def _check_categories(tender: Tender, profile: Profile) -> tuple[bool, list[str]]:
-    scores = tender.scores or {}
-    wanted = list(profile.categories)
+@dataclass(frozen=True)
+class PreparedTender:
+    """What matching needs of a tender, computed once (tokenising a several-kB description is the cost)."""
+
+    tender: Tender
+    words: tuple[str, ...]
+    positions: dict[str, list[int]]  # stem → its indexes in ``words``
+    categories: frozenset[str]
+    scores: dict[str, float]
+    cpv_digits: tuple[str, ...]
+
+
+def prepare_tender(tender: Tender) -> PreparedTender:
+    words = tuple(tender_text(tender))
+    positions: dict[str, list[int]] = {}
+    for index, word in enumerate(words):
+        positions.setdefault(word, []).append(index)
+    return PreparedTender(
+        tender=tender,
+        words=words,
+        positions=positions,
+        categories=frozenset(tender.categories or ()),
+        scores=dict(tender.scores or {}),
+        cpv_digits=tuple(_cpv_digits(code) for code in tender.cpv or ()),
+    )
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A keyword as written in the profile and its stemmed words."""
+
+    text: str
+    stems: tuple[str, ...]
+
+    def occurs_in(self, tender: PreparedTender) -> bool:
+        if not self.stems:
+            return False
+        starts = tender.positions.get(self.stems[0])
+        if not starts:
+            return False
+        size = len(self.stems)
+        return size == 1 or any(tender.words[i : i + size] == self.stems for i in starts)
+
+
+@dataclass(frozen=True)
+class CompiledProfile:
+    """A profile's conditions in the form matching uses (plain tuples/sets, keywords pre-tokenised)."""
+
+    profile: Profile
+    statuses: tuple[str, ...]
+    sources: tuple[str, ...]
+    buyers: tuple[tuple[str, str], ...]  # (as written, casefolded)
+    keywords: tuple[Phrase, ...]
+    exclude: tuple[Phrase, ...]
+    categories: tuple[str, ...]
+    min_score: float
+    cpv_prefixes: tuple[str, ...]
+    value_min: float | None
+    value_max: float | None
+    min_days_left: int | None
+
+
+@lru_cache(maxsize=8192)
+def _phrase(text: str) -> Phrase:
+    """Keywords repeat across thousands of profiles and every matcher run: tokenise each once."""
+    return Phrase(text, tuple(tokens(text)))
+
+
+def compile_profile(profile: Profile) -> CompiledProfile:
+    return CompiledProfile(
+        profile=profile,
+        statuses=tuple(profile.statuses) or ALERTABLE_STATUSES,
+        sources=tuple(profile.sources),
+        buyers=tuple((b, b.casefold()) for b in profile.buyers),
+        keywords=tuple(_phrase(k) for k in profile.keywords),
+        exclude=tuple(_phrase(k) for k in profile.exclude),
+        categories=tuple(profile.categories),
+        min_score=profile.min_score,
+        cpv_prefixes=tuple(d for d in (_cpv_digits(p) for p in profile.cpv_prefixes) if d),
+        value_min=profile.value_min,
+        value_max=profile.value_max,
+        min_days_left=profile.min_days_left,
+    )
+
+
+def _check_categories(tender: PreparedTender, profile: CompiledProfile) -> tuple[bool, list[str]]:
+    scores = tender.scores
+    wanted = profile.categories
     if not wanted:
         if profile.min_score <= 0:
             return True, []
@@ -155,20 +242,20 @@ def _cpv_digits(code: str) -> str:
     return "".join(ch for ch in code.split("-")[0] if ch.isdigit())
 
 
-def _check_cpv(tender: Tender, profile: Profile) -> tuple[bool, list[str]]:
-    prefixes = [_cpv_digits(p) for p in profile.cpv_prefixes if _cpv_digits(p)]
+def _check_cpv(tender: PreparedTender, profile: CompiledProfile) -> tuple[bool, list[str]]:
+    prefixes = profile.cpv_prefixes
     if not prefixes:
         return True, []
-    for code in tender.cpv:
-        digits = _cpv_digits(code)
+    for digits in tender.cpv_digits:
         if any(digits.startswith(prefix) for prefix in prefixes):
             return True, [f"CPV {digits}"]
     return False, [f"no CPV code under {', '.join(prefixes)}"]
 
 
-def _check_value(tender: Tender, profile: Profile) -> tuple[bool, list[str]]:
+def _check_value(prepared: PreparedTender, profile: CompiledProfile) -> tuple[bool, list[str]]:
     if profile.value_min is None and profile.value_max is None:
         return True, []
+    tender = prepared.tender
     low = tender.value_min if tender.value_min is not None else tender.value_max
     high = tender.value_max if tender.value_max is not None else tender.value_min
     if low is None or high is None:
@@ -186,31 +273,35 @@ def match(tender: Tender, profile: Profile, *, now: datetime) -> Decision:
 
     On a miss the reasons name the first failed condition, so "why didn't I get this?" has an answer.
     """
+    return match_prepared(prepare_tender(tender), compile_profile(profile), now=now)
+
+
+def match_prepared(prepared: PreparedTender, profile: CompiledProfile, *, now: datetime) -> Decision:
+    """:func:`match` on a tender and a profile prepared once (what the matcher uses for N × M pairs)."""
+    tender = prepared.tender
     reasons: list[str] = []
-    statuses = list(profile.statuses) or list(ALERTABLE_STATUSES)
-    if tender.status not in statuses:
-        return Decision(False, [f"status {tender.status} not in {', '.join(statuses)}"])
+    if tender.status not in profile.statuses:
+        return Decision(False, [f"status {tender.status} not in {', '.join(profile.statuses)}"])
     if tender.status == "planned":
         reasons.append("planned call (early warning)")
     if profile.sources and tender.source not in profile.sources:
         return Decision(False, [f"source {tender.source} not in {', '.join(profile.sources)}"])
     if profile.buyers:
         buyer = (tender.buyer or "").casefold()
-        hit = next((b for b in profile.buyers if b.casefold() in buyer), None)
-        if hit is None:
-            return Decision(False, [f"buyer {tender.buyer or 'unknown'} not in {', '.join(profile.buyers)}"])
+        if not any(folded in buyer for _, folded in profile.buyers):
+            shown = ", ".join(b for b, _ in profile.buyers)
+            return Decision(False, [f"buyer {tender.buyer or 'unknown'} not in {shown}"])
         reasons.append(f"buyer {tender.buyer}")
-    words = tender_text(tender)
-    excluded = find_keywords(words, profile.exclude)
-    if excluded:
-        return Decision(False, [f"excluded by '{excluded[0]}'"])
+    excluded = next((phrase.text for phrase in profile.exclude if phrase.occurs_in(prepared)), None)
+    if excluded is not None:
+        return Decision(False, [f"excluded by '{excluded}'"])
     for check in (_check_categories, _check_cpv, _check_value):
-        ok, found = check(tender, profile)
+        ok, found = check(prepared, profile)
         if not ok:
             return Decision(False, found)
         reasons.extend(found)
     if profile.keywords:
-        hits = find_keywords(words, profile.keywords)
+        hits = [phrase.text for phrase in profile.keywords if phrase.occurs_in(prepared)]
         if not hits:
             return Decision(False, ["no keyword found"])
         reasons.extend(f"keyword '{hit}'" for hit in hits)
@@ -221,6 +312,33 @@ def match(tender: Tender, profile: Profile, *, now: datetime) -> Decision:
         if left is not None:
             reasons.append(f"{int(left)} days left")
     return Decision(True, reasons)
+
+
+class ProfileIndex:
+    """Profiles indexed by the first stem of each keyword, so a tender is only tested against the profiles
+    that can match it: those with a keyword whose first word occurs in its text, and those without
+    keywords. Every other profile would fail with "no keyword found" (or an earlier condition)."""
+
+    def __init__(self, profiles: Sequence[CompiledProfile]) -> None:
+        self.profiles = list(profiles)
+        self.without_keywords: list[int] = []
+        self.by_stem: dict[str, list[int]] = {}
+        for index, profile in enumerate(self.profiles):
+            if not profile.keywords:
+                self.without_keywords.append(index)
+                continue
+            for first in {phrase.stems[0] for phrase in profile.keywords if phrase.stems}:
+                self.by_stem.setdefault(first, []).append(index)
+
+    def candidates(self, tender: PreparedTender) -> list[int]:
+        """Indexes (in profile order) of the profiles worth a full :func:`match_prepared`."""
+        found = set(self.without_keywords)
+        stems, index = tender.positions, self.by_stem
+        small, large = (stems, index) if len(stems) < len(index) else (index, stems)
+        for stem_ in small:
+            if stem_ in large:
+                found.update(index[stem_])
+        return sorted(found)
 
 
 # --- preview for the web admin ---------------------------------------------------------------------
@@ -407,57 +525,196 @@ def create_alert(
     return alert
 
 
-def _alerted_profiles(session: Session, tender_id: int) -> set[int]:
-    rows = session.exec(select(Alert.profile_id).where(Alert.tender_id == tender_id).distinct())
-    return set(rows)
+AlertKey = tuple[int, int, str, int]  # (profile, tender, kind, version): alert's unique key
 
 
-def _alerts_for_event(
-    session: Session, event: TenderEvent, subscribers: list[_Subscriber], now: datetime
-) -> int:
-    tender = session.get(Tender, event.tender_id)
-    if tender is None:
-        return 0
-    logical = session.get(Tender, tender.canonical_id) if tender.canonical_id else tender
-    logical = logical or tender
-    assert logical.id is not None
-    alerted = _alerted_profiles(session, logical.id)
-    significant = {k: v for k, v in (event.diff or {}).items() if k in SIGNIFICANT_FIELDS}
-    created = 0
-    for subscriber in subscribers:
+@dataclass
+class _PlannedAlert:
+    event_id: int
+    subscriber: _Subscriber
+    row: dict[str, Any]
+
+
+class _Batch:
+    """The alerts one ``match_new_events`` call will insert, deduplicated on their unique key."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.planned: dict[AlertKey, _PlannedAlert] = {}
+        self.by_tender: dict[int, set[int]] = {}
+
+    def add(
+        self,
+        event_id: int,
+        subscriber: _Subscriber,
+        *,
+        tender_id: int,
+        kind: str,
+        version: int,
+        reasons: list[str],
+        diff: dict[str, Any] | None = None,
+    ) -> None:
         profile_id = subscriber.profile.id
-        if event.kind != EventKind.NEW and profile_id in alerted:
-            if event.kind == EventKind.CHANGED and not is_worth_telling(significant):
+        assert profile_id is not None
+        key = (profile_id, tender_id, kind, version)
+        if key in self.planned:  # the same alert derived twice in one batch: the first one wins
+            return
+        row = {
+            "profile_id": profile_id,
+            "tender_id": tender_id,
+            "kind": kind,
+            "version": version,
+            "reasons": reasons,
+            "diff": diff or {},
+            "created_at": self.now,
+        }
+        self.planned[key] = _PlannedAlert(event_id, subscriber, row)
+        self.by_tender.setdefault(tender_id, set()).add(profile_id)
+
+    def profiles_of(self, tender_id: int) -> set[int]:
+        """Profiles with an alert about ``tender_id`` planned in this batch."""
+        return self.by_tender.get(tender_id, set())
+
+
+def _load_tenders(session: Session, events: Sequence[TenderEvent]) -> dict[int, Tender]:
+    """The events' tenders and their canonical tenders, in two queries."""
+    ids = {event.tender_id for event in events}
+    tenders = {t.id or 0: t for t in session.exec(select(Tender).where(col(Tender.id).in_(ids)))}
+    canonical = {t.canonical_id for t in tenders.values() if t.canonical_id and t.canonical_id not in tenders}
+    if canonical:
+        tenders.update(
+            (t.id or 0, t) for t in session.exec(select(Tender).where(col(Tender.id).in_(canonical)))
+        )
+    return tenders
+
+
+def _alerted_profiles(session: Session, tender_ids: Iterable[int]) -> dict[int, set[int]]:
+    """Per tender, the profiles that already have an alert about it."""
+    alerted: dict[int, set[int]] = {}
+    wanted = sorted(set(tender_ids))
+    for start in range(0, len(wanted), 500):
+        rows = session.exec(
+            select(Alert.tender_id, Alert.profile_id)
+            .where(col(Alert.tender_id).in_(wanted[start : start + 500]))
+            .distinct()
+        )
+        for tender_id, profile_id in rows:
+            alerted.setdefault(tender_id, set()).add(profile_id)
+    return alerted
+
+
+class _Matcher:
+    """Plans the alerts of a batch of events: every profile compiled once, every tender prepared once."""
+
+    def __init__(self, subscribers: list[_Subscriber], alerted: dict[int, set[int]], now: datetime) -> None:
+        self.subscribers = subscribers
+        self.index = ProfileIndex([compile_profile(s.profile) for s in subscribers])
+        self.position = {s.profile.id: i for i, s in enumerate(subscribers)}
+        self.alerted = alerted
+        self.now = now
+
+    def plan(self, batch: _Batch, event: TenderEvent, tender: Tender, logical_id: int) -> None:
+        assert event.id is not None
+        prepared = prepare_tender(tender)
+        alerted = self.alerted.setdefault(logical_id, set())
+        chosen = set(self.index.candidates(prepared))
+        if event.kind != EventKind.NEW:
+            chosen.update(self.position[p] for p in alerted if p in self.position)
+        significant = {k: v for k, v in (event.diff or {}).items() if k in SIGNIFICANT_FIELDS}
+        for position in sorted(chosen):
+            subscriber = self.subscribers[position]
+            profile_id = subscriber.profile.id or 0
+            if event.kind != EventKind.NEW and profile_id in alerted:
+                if event.kind == EventKind.CHANGED and not is_worth_telling(significant):
+                    continue
+                changes = describe_changes(significant)
+                if event.kind == EventKind.CANCELLED:
+                    changes = ["call cancelled", *[c for c in changes if not c.startswith("status")]]
+                batch.add(
+                    event.id,
+                    subscriber,
+                    tender_id=logical_id,
+                    kind=event.kind,
+                    version=event.id,
+                    reasons=changes,
+                    diff=significant,
+                )
                 continue
-            changes = describe_changes(significant)
-            if event.kind == EventKind.CANCELLED:
-                changes = ["call cancelled", *[c for c in changes if not c.startswith("status")]]
-            alert = create_alert(
-                session,
-                subscriber,
-                tender_id=logical.id,
-                kind=event.kind,
-                version=event.id or 0,
-                reasons=changes,
-                diff=significant,
-                now=now,
-            )
-        else:
             # first time this profile hears of the call: a "new" alert, whatever the event was
-            decision = match(tender, subscriber.profile, now=now)
-            if not decision.matched:
-                continue
-            alert = create_alert(
-                session,
-                subscriber,
-                tender_id=logical.id,
-                kind=AlertKind.NEW.value,
-                version=1,
-                reasons=decision.reasons,
-                now=now,
-            )
-        created += alert is not None
-    return created
+            decision = match_prepared(prepared, self.index.profiles[position], now=self.now)
+            if decision.matched:
+                batch.add(
+                    event.id,
+                    subscriber,
+                    tender_id=logical_id,
+                    kind=AlertKind.NEW.value,
+                    version=1,
+                    reasons=decision.reasons,
+                )
+        # later events of this batch see these profiles as alerted (as a per-alert flush used to)
+        alerted.update(batch.profiles_of(logical_id))
+
+
+#: rows per INSERT statement (SQLite allows 32 766 bound parameters; an alert row has 7)
+INSERT_CHUNK = 1000
+
+
+_DIALECT_INSERTS: dict[str, Any] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+
+
+def _alert_insert(session: Session) -> Any:
+    """``INSERT … ON CONFLICT (unique key) DO NOTHING RETURNING`` the inserted rows' ids and keys."""
+    table = SQLModel.metadata.tables["alert"]
+    dialect = session.get_bind().dialect.name
+    if dialect not in _DIALECT_INSERTS:
+        raise NotImplementedError(f"bulk alert insert supports sqlite and postgresql, not {dialect}")
+    return (
+        _DIALECT_INSERTS[dialect](table)
+        .on_conflict_do_nothing(index_elements=["profile_id", "tender_id", "kind", "version"])
+        .returning(table.c.id, table.c.profile_id, table.c.tender_id, table.c.kind, table.c.version)
+    )
+
+
+def _insert_batch(session: Session, batch: _Batch) -> dict[int, int]:
+    """Insert the planned alerts (existing keys are skipped) and a delivery per channel of each new one.
+
+    Returns the number of alerts actually created per event id.
+    """
+    planned = list(batch.planned.values())
+    if not planned:
+        return {}
+    statement = _alert_insert(session)
+    created: dict[AlertKey, int] = {}
+    for start in range(0, len(planned), INSERT_CHUNK):
+        rows = [p.row for p in planned[start : start + INSERT_CHUNK]]
+        for alert_id, profile_id, tender_id, kind, version in session.execute(statement, rows):
+            created[(profile_id, tender_id, kind, version)] = alert_id
+    due_times: dict[tuple[int, str], datetime] = {}
+    deliveries: list[dict[str, Any]] = []
+    per_event: dict[int, int] = {}
+    for key, alert_id in created.items():
+        item = batch.planned[key]
+        per_event[item.event_id] = per_event.get(item.event_id, 0) + 1
+        company, frequency = item.subscriber.company, item.subscriber.profile.frequency
+        slot = (company.id or 0, frequency)
+        if slot not in due_times:
+            due_times[slot] = next_send_time(company, frequency, batch.now)
+        due = due_times[slot]
+        deliveries.extend(
+            {
+                "alert_id": alert_id,
+                "channel_id": channel.id,
+                "status": DeliveryStatus.PENDING.value,
+                "due_at": due,
+                "next_attempt_at": due,
+                "attempts": 0,
+                "created_at": batch.now,
+            }
+            for channel in item.subscriber.channels
+        )
+    if deliveries:
+        session.execute(insert(SQLModel.metadata.tables["delivery"]), deliveries)
+    return per_event
 
 
 #: PostgreSQL advisory lock key serialising matchers (two crawls finishing at once, the scheduler…)
@@ -489,12 +746,27 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
     if not events:
         return 0
     subscribers = active_subscribers(session)
-    total = 0
+    tenders = _load_tenders(session, events)
+
+    def logical_id(event: TenderEvent) -> int | None:
+        tender = tenders.get(event.tender_id)
+        if tender is None:
+            return None
+        logical = tenders.get(tender.canonical_id) if tender.canonical_id else tender
+        return (logical or tender).id
+
+    later = {logical_id(e) for e in events if e.kind != EventKind.NEW}
+    matcher = _Matcher(subscribers, _alerted_profiles(session, (i for i in later if i is not None)), moment)
+    batch = _Batch(moment)
     for event in events:
-        created = _alerts_for_event(session, event, subscribers, moment)
+        target = logical_id(event)
+        if target is not None:
+            matcher.plan(batch, event, tenders[event.tender_id], target)
+    created = _insert_batch(session, batch)
+    for event in events:
         assert event.id is not None
-        session.add(EventMatch(event_id=event.id, matched_at=moment, alerts=created))
-        total += created
+        session.add(EventMatch(event_id=event.id, matched_at=moment, alerts=created.get(event.id, 0)))
     session.flush()
+    total = sum(created.values())
     log.info("matched %d events into %d alerts", len(events), total)
     return total

@@ -146,6 +146,28 @@ def test_daily_digest_bundles_several_tenders_into_one_message(engine: Engine, s
     assert all(f"Laser system {i}" in text for i in range(3))
 
 
+def test_digest_larger_than_the_claim_batch_is_still_one_message(engine: Engine, smtp: SmtpSink) -> None:
+    """Regression: claims took ``batch`` deliveries in id order, so a digest was split into several mails."""
+    subscribe(engine, MAIL, frequency="daily")
+    with Session(engine) as session, session.begin():  # a second company interleaves the delivery ids
+        other = f.company(session, "Other Photonics")
+        f.channel(session, other, "other@example.com")
+        f.profile(session, other, frequency="daily", keywords=["laser"])
+    crawl(engine, *(f.tender_item(f"B{i}", title=f"Laser bench {i}") for i in range(7)))
+    report = dispatch_pending(engine, now=datetime(2026, 9, 2, 5, 0, 30, tzinfo=UTC), batch=3)
+    assert (report.claimed, report.sent, report.messages) == (14, 14, 2)
+    assert sorted(m["To"] for m in smtp.messages) == sorted([MAIL, "other@example.com"])
+    assert {m["Subject"] for m in smtp.messages} == {"tenderwatch daily digest: 7 calls"}
+    assert statuses(engine) == {"sent": 14}
+
+
+def test_instant_deliveries_stay_one_message_each_and_respect_the_batch(engine: Engine) -> None:
+    subscribe(engine, MAIL)
+    crawl(engine, *(f.tender_item(f"I{i}") for i in range(5)))
+    assert len(claim(engine, "w:1", T0, batch=2)) == 2  # instant ones are capped by the batch…
+    assert len(claim(engine, "w:2", T0, batch=10)) == 3  # …and the rest is claimed by the next claim
+
+
 def test_deadline_change_produces_one_deadline_moved_alert(engine: Engine, smtp: SmtpSink) -> None:
     subscribe(engine, MAIL)
     first = datetime(2026, 9, 2, 10, 0, tzinfo=UTC)

@@ -152,3 +152,36 @@ def test_next_send_time_uses_the_company_zone() -> None:
 def test_date_only_deadline_counts_the_whole_day() -> None:
     t = tender(deadline_at=datetime(2026, 9, 10, 22, 0, tzinfo=UTC), deadline_date=date(2026, 9, 11))
     assert match(t, profile(min_days_left=10), now=NOW).matched
+
+
+def test_profile_index_only_skips_profiles_that_cannot_match() -> None:
+    """The fast path (keyword-stem index + prepared tender/profile) decides exactly like ``match``."""
+    from tenderwatch.alerts.matching import ProfileIndex, compile_profile, match_prepared, prepare_tender
+
+    profiles = [
+        profile(),
+        profile(keywords=["optical coatings"]),
+        profile(keywords=["coating optical"]),  # words present, phrase not adjacent in that order
+        profile(keywords=["cryostat", "mirror"]),
+        profile(keywords=["cryostat"]),
+        profile(keywords=["laser"], exclude=["dielectric"]),
+        profile(keywords=["laser"], sources=["ted"]),
+        profile(keywords=["laser"], categories=["engineering"], min_score=0.5),
+        profile(keywords=["!!!"]),  # no words at all: never matches
+        profile(buyers=["space agency"], statuses=["planned"]),
+    ]
+    tenders = [
+        tender(),
+        tender(status="planned", title="Cryostat design", description=None),
+        tender(source="ted", description="Laser coating works", buyer=None),
+    ]
+    index = ProfileIndex([compile_profile(p) for p in profiles])
+    for item in tenders:
+        prepared = prepare_tender(item)
+        everyone = {i for i, p in enumerate(profiles) if match(item, p, now=NOW)}
+        candidates = index.candidates(prepared)
+        fast = {i for i in candidates if match_prepared(prepared, index.profiles[i], now=NOW)}
+        assert fast == everyone
+        assert len(candidates) < len(profiles)  # the index does leave profiles out
+        for i in candidates:
+            assert match_prepared(prepared, index.profiles[i], now=NOW) == match(item, profiles[i], now=NOW)

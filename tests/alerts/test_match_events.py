@@ -1,0 +1,61 @@
+"""``match_new_events`` in batches: several events of one tender in one call, and idempotency."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, col, select
+
+from tenderwatch.alerts.matching import match_new_events
+from tenderwatch.storage.alert_state import EventMatch
+from tenderwatch.storage.outbox import Alert, Delivery
+from tests.alerts import factories as f
+
+T0 = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
+
+
+def subscribe(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        company = f.company(session)
+        f.channel(session, company, "tenders@example-optics.lt")
+        f.channel(session, company, "email:buyer@example-optics.lt")
+        f.profile(session, company, name="lasers", keywords=["laser"])
+        f.profile(session, company, name="cryo", keywords=["cryostat"])
+        f.profile(session, company, name="everything")
+
+
+def test_new_and_changed_event_in_one_batch_give_a_new_and_a_change_alert(engine: Engine) -> None:
+    subscribe(engine)
+    with Session(engine) as session, session.begin():
+        f.store(session, f.tender_item("N1", deadline_at=datetime(2026, 9, 20, tzinfo=UTC)))
+        f.store(session, f.tender_item("N1", deadline_at=datetime(2026, 9, 27, tzinfo=UTC)))
+        f.store(session, f.tender_item("N2", title="Cryostat for a magnet"))
+        assert match_new_events(session, now=T0) == 6
+    with Session(engine) as session:
+        alerts = session.exec(select(Alert).order_by(col(Alert.id))).all()
+        kinds = sorted((a.profile_id, a.kind, a.tender_id) for a in alerts)
+        counts = {m.event_id: m.alerts for m in session.exec(select(EventMatch))}
+        deliveries = session.exec(select(Delivery)).all()
+    # N1: "lasers" and "everything" get the new call, then its deadline change; N2: "cryo" and "everything"
+    assert [k for _, k, t in kinds if t == alerts[0].tender_id] == ["changed", "new", "changed", "new"]
+    assert len([a for a in alerts if a.kind == "new"]) == 4
+    changed = [a for a in alerts if a.kind == "changed"]
+    assert all(a.reasons[0].startswith("deadline moved") for a in changed)
+    assert sorted(counts.values()) == [2, 2, 2]
+    assert len(deliveries) == 12 and {d.status for d in deliveries} == {"pending"}
+
+
+def test_rematching_the_same_events_creates_nothing(engine: Engine) -> None:
+    subscribe(engine)
+    with Session(engine) as session, session.begin():
+        f.store(session, f.tender_item("R1"))
+        assert match_new_events(session, now=T0) == 2
+    with Session(engine) as session, session.begin():  # a crash after the alerts, before event_match
+        session.execute(delete(EventMatch))
+    with Session(engine) as session, session.begin():
+        assert match_new_events(session, now=T0) == 0  # ON CONFLICT DO NOTHING: no duplicate, no error
+        assert [m.alerts for m in session.exec(select(EventMatch))] == [0]
+    with Session(engine) as session:
+        assert len(session.exec(select(Alert)).all()) == 2
+        assert len(session.exec(select(Delivery)).all()) == 4
