@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from tenderwatch.storage.accounts import Role, User
+from tenderwatch.storage.db import session_scope
 from tenderwatch.storage.outbox import Alert, Delivery
 from tenderwatch.storage.subscriptions import Channel, Cluster, Company, Profile
 from tenderwatch.web.accounts import cluster_ids_of, user_for_api_token
@@ -56,13 +57,8 @@ class Principal:
 def get_db(request: Request) -> Iterator[Session]:
     """One session per request; commits when the route returns, rolls back on error."""
     engine: Engine = request.app.state.engine
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope(engine) as session:
+        yield session
 
 
 def _bearer(request: Request) -> str | None:

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from tenderwatch.alerts.tokens import sign
 from tenderwatch.config import get_settings
 from tenderwatch.dates import now_utc
+from tenderwatch.spiders.listing import CHROMIUM_ARGS
 from tenderwatch.storage.accounts import Feedback
 from tenderwatch.storage.db import get_engine, upgrade
 from tenderwatch.storage.models import CrawlRun, Tender
@@ -31,16 +32,7 @@ from tests.web.conftest import EMAILS, PASSWORD, Seed, seed_database
 pytestmark = pytest.mark.browser
 
 CHROMIUM = get_settings().chromium_path
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+LAUNCH_ARGS = CHROMIUM_ARGS
 SCREENSHOTS = REPO / "docs" / "screenshots"
 
 
