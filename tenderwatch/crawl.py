@@ -99,6 +99,7 @@ def run_crawls(
     """Crawl ``sources`` concurrently in this process; one summary per source, in the given order."""
     from scrapy.crawler import CrawlerProcess
 
+    from tenderwatch.observability import configure_crawl_logging
     from tenderwatch.scrapy_settings import scrapy_settings
     from tenderwatch.spiders.feeds import FeedSpider
 
@@ -108,7 +109,10 @@ def run_crawls(
     feeds = configured_feeds()
     process_settings = scrapy_settings(settings)
     process_settings.update(extra_settings or {})
+    # our handler, not Scrapy's: JSON lines like the service's, and URLs' credentials redacted
+    process_settings["LOG_INSTALL_ROOT_HANDLER"] = False
     process = CrawlerProcess(process_settings)
+    configure_crawl_logging(settings)
     crawlers = {}
     for name in names:
         # a feed is the one feed spider configured by its row; every other source is its own spider

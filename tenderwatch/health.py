@@ -9,7 +9,6 @@ once, whatever the number of failed runs in between.
 from __future__ import annotations
 
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from datetime import date, datetime, timedelta
 from sqlmodel import Session, col, select
 
 from tenderwatch.dates import now_utc
+from tenderwatch.observability import redact
 from tenderwatch.storage.models import CrawlRun, RunStatus, SourceState
 
 log = logging.getLogger(__name__)
@@ -101,16 +101,6 @@ def _recovered(state: SourceState, run: CrawlRun) -> Notice:
         f"{state.source} crawled successfully again (run {run.id}, {run.items_seen} calls seen); "
         f"the {state.incident} incident opened at {since} is closed.",
     )
-
-
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
-_QUERY_SECRET = re.compile(r"(?P<key>(?:token|key|sig|secret|password|pass|apikey)=)[^&\s]+", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Strip credentials from URLs in ``text`` (user:pass@, token=/sig=… query values)."""
-    text = _USERINFO.sub(r"\g<scheme>***@", text)
-    return _QUERY_SECRET.sub(r"\g<key>***", text)
 
 
 def notify_operators(urls: Iterable[str], notice: Notice) -> bool:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Engine, func, text
 from sqlalchemy import select as sa_select
@@ -41,7 +43,49 @@ class ContextFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@", re.IGNORECASE)
+_QUERY_SECRET = re.compile(
+    r"(?P<key>(?:token|key|sig|signature|secret|password|passwd|pass|auth)=)[^&\s'\"<>]+", re.IGNORECASE
+)
+#: secrets shorter than this are not searched for verbatim (too likely to hit ordinary words)
+_MIN_SECRET = 6
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Strip credentials from ``text``: URL user:pass@, token=/sig=/key=… query values, and every known
+    secret verbatim (an apprise URL can carry its token in the path, where no pattern finds it)."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    return _QUERY_SECRET.sub(r"\g<key>***", text)
+
+
+def known_secrets(settings: Settings) -> tuple[str, ...]:
+    """The configured secrets as they could appear in a log line, longest first."""
+    found: set[str] = {settings.secret_key.get_secret_value()}
+    urls = list(settings.operator_urls)
+    if settings.smtp_url is not None:
+        urls.append(settings.smtp_url.get_secret_value())
+    for url in urls:
+        found.add(url.split("://", 1)[-1])  # what follows the scheme holds the secret; the scheme shows
+        password = urlsplit(url).password
+        if password:
+            found.update({password, unquote(password)})
+    return tuple(sorted((s for s in found if len(s) >= _MIN_SECRET), key=len, reverse=True))
+
+
+class RedactingFormatter(logging.Formatter):
+    """Readable lines, with credentials stripped from the message and the traceback."""
+
+    def __init__(self, fmt: str | None = None, *, secrets: Iterable[str] = ()) -> None:
+        super().__init__(fmt)
+        self.secrets = tuple(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.secrets)
+
+
+class JsonFormatter(RedactingFormatter):
     """One JSON object per line: ts, level, logger, message, source, run_id (+ exception text)."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -49,14 +93,14 @@ class JsonFormatter(logging.Formatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage(), self.secrets),
         }
         for key in ("source", "run_id"):
             value = getattr(record, key, None)
             if value is not None:
                 data[key] = value
         if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
+            data["exc"] = redact(self.formatException(record.exc_info), self.secrets)
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
@@ -67,15 +111,26 @@ def wants_json(settings: Settings) -> bool:
     return settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
 
 
-def configure_logging(settings: Settings | None = None, *, level: str | None = None) -> None:
-    """Root logging for the service: JSON lines off a terminal, readable lines on one."""
-    settings = settings or get_settings()
+def log_handler(settings: Settings, level: str) -> logging.Handler:
+    """A stderr handler: JSON lines off a terminal, readable lines on one; credentials redacted from
+    every line, whichever library logged it."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
+    secrets = known_secrets(settings)
     if wants_json(settings):
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(secrets=secrets))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets=secrets)
+        )
+    # on the handler, not only the root: Scrapy sets its own loggers to DEBUG
+    handler.setLevel(level)
+    return handler
+
+
+def configure_logging(settings: Settings | None = None, *, level: str | None = None) -> None:
+    """Root logging for the service: our handler alone."""
+    handler = log_handler(settings or get_settings(), level or "INFO")
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -84,6 +139,22 @@ def configure_logging(settings: Settings | None = None, *, level: str | None = N
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel("WARNING")
     logging.getLogger("uvicorn.access").setLevel("WARNING")
+
+
+_crawl_handler: logging.Handler | None = None
+
+
+def configure_crawl_logging(settings: Settings) -> None:
+    """Logging of a crawl process, in place of Scrapy's root handler (``LOG_INSTALL_ROOT_HANDLER`` off):
+    the same lines as the service's, at ``log_level``. Like Scrapy's, it replaces only the handler it
+    installed before, so handlers others added (pytest's) keep working."""
+    global _crawl_handler
+    root = logging.getLogger()
+    if _crawl_handler is not None:
+        root.removeHandler(_crawl_handler)
+    _crawl_handler = log_handler(settings, settings.log_level)
+    root.addHandler(_crawl_handler)
+    root.setLevel(logging.NOTSET)  # as Scrapy does: the handler's level decides
 
 
 # --- metrics --------------------------------------------------------------------------------------

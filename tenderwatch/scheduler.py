@@ -16,6 +16,7 @@ Everything the jobs call is injectable (:class:`Jobs`) so the scheduling itself 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -523,7 +524,23 @@ def _log_output(output: str, limit: int = 200) -> None:
     """The crawl subprocess's own output, one log record per line, tagged with source and run id."""
     lines = [line for line in output.splitlines() if line.strip()]
     for line in lines[-limit:]:
-        log.info("crawl output: %s", line)
+        level, text = _child_line(line)
+        log.log(level, "crawl output: %s", text)
+
+
+def _child_line(line: str) -> tuple[int, str]:
+    """A child's JSON log line keeps its level and logger here, not a JSON document nested in ours."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return logging.INFO, line
+    if not isinstance(data, dict) or "message" not in data:
+        return logging.INFO, line
+    level = logging.getLevelName(str(data.get("level", "info")).upper())
+    text = f"{data.get('logger', '?')}: {data['message']}"
+    if data.get("exc"):
+        text += f"\n{data['exc']}"
+    return (level if isinstance(level, int) else logging.INFO), text
 
 
 def run_service(settings: Settings | None = None, *, web: bool = True) -> None:
