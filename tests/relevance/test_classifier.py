@@ -126,6 +126,26 @@ def test_normalise_strips_accents_and_case() -> None:
     assert normalise("Lazerinės SISTEMOS, Röntgen") == "lazerines sistemos, rontgen"
 
 
+def test_japanese_terms_match_inside_text_without_spaces() -> None:
+    """ITER Japan calls: kana/kanji survive normalising and a CJK term matches mid-sentence."""
+    assert normalise("ITER機構（計測）– Café") == "iter機構(計測) cafe"
+    result = classify("超伝導コイル用の真空容器の製作", "レーザー干渉計を含む")
+    assert result.categories == [LP, ENG]
+    assert "term '超伝導'" in result.why[ENG] and "term 'レーザ'" in result.why[LP]
+
+
+def test_needed_evidence_sets_each_category_scale() -> None:
+    data = _taxonomy({"laser": [2.5, 0], "weld": [0, 2.5]})
+    del data["scale"]
+    data["needed"] = {LP: 3.0, ENG: 2.5}
+    result = classify("laser weld", taxonomy=compile_taxonomy(data))
+    assert result.categories == [ENG]
+    assert result.scores[ENG] == 0.5 and result.scores[LP] < 0.5
+    data["needed"] = {LP: 3.0}
+    with pytest.raises(TaxonomyError, match="one value per category"):
+        compile_taxonomy(data)
+
+
 def _taxonomy(terms: dict[str, list[float]]) -> dict:
     return {
         "version": "t1",
