@@ -88,7 +88,7 @@ def test_longest_cpv_prefix_decides_and_counts_once() -> None:
 def test_why_names_terms_and_cpv_and_is_json_safe() -> None:
     result = classify("Pulsed laser source", "Nd:YAG pulsed laser, 1064 nm", ["38636100"], "ESA")
     assert result.categories == [LP]
-    assert result.why[LP] == ["term 'pulsed laser'", "CPV 38636100 (lasers)"]
+    assert result.why[LP] == ["term 'pulsed laser'", "CPV 38636100 (lasers)", "term 'nd:yag'"]
     assert result.why[ENG] == []
     assert json.loads(json.dumps(result.columns())) == result.columns()
     assert set(result.scores) == set(CATEGORIES)

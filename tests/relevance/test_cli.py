@@ -83,7 +83,7 @@ def test_evaluate_prints_scores_per_split_and_source_and_confusions(tmp_path: Pa
     labels = tmp_path / "labels.csv"
     labels.write_text(
         "source,id,laser_photonics,engineering,split\n"
-        "team,T059,1,1,heldout\n"  # optical tables (de): engineering is missed
+        "team,T090,1,0,heldout\n"  # calibration of optical power meters: engineering is wrongly added
         "esa,193162,1,1,heldout\n"  # only with the shared captures
         "team,T001,1,0,tune\n"  # femtosecond laser system
         "team,T004,0,0,tune\n"  # cleaning, optical laboratories
@@ -104,12 +104,12 @@ def test_evaluate_prints_scores_per_split_and_source_and_confusions(tmp_path: Pa
         ["all", "team"],
     ]
     heldout_team = rows[8:10]
-    assert heldout_team[1][2:6] == ["engineering", "1.000", "0.000", "0.000"]
+    assert heldout_team[1][2:6] == ["engineering", "0.000", "1.000", "0.000"]
     assert heldout_team[0][2:6] == ["laser_photonics", "1.000", "1.000", "1.000"]
     assert rows[6][9] == "0"  # esa: no text without the captures, n = 0
     assert "skipped (text not found" in result.output and "esa 1" in result.output
     assert "confusions (1):" in result.output
-    assert "[heldout] team:T059 gold=engineering,laser_photonics predicted=laser_photonics" in result.output
+    assert "[heldout] team:T090 gold=laser_photonics predicted=laser_photonics,engineering" in result.output
 
 
 def test_evaluate_rejects_bad_labels(tmp_path: Path) -> None:
