@@ -26,6 +26,8 @@ CATEGORIES: tuple[str, ...] = ("laser_photonics", "engineering")
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
 _NON_ALNUM = re.compile(f"[^a-z0-9{_CJK}]+")
 _DROP = re.compile(f"[^\\x00-\\x7f{_CJK}]+")
+#: Latin letters glued to CJK ("irサーモグラフィ") are separated so that both sides can start a match.
+_GLUED = re.compile(f"(?<=[a-z0-9])(?=[{_CJK}])|(?<=[{_CJK}])(?=[a-z0-9])")
 _WILD = "\x00"  # trie atom for a stem wildcard (`*`)
 _END = ""  # trie key marking "a pattern ends here"
 
@@ -78,6 +80,8 @@ def normalise(text: str) -> str:
     text = text.lower()
     if not text.isascii():
         text = _DROP.sub("", unicodedata.normalize("NFKD", text))
+        if not text.isascii():  # CJK left
+            text = _GLUED.sub(" ", text)
     return text
 
 

@@ -128,7 +128,7 @@ def test_normalise_strips_accents_and_case() -> None:
 
 def test_japanese_terms_match_inside_text_without_spaces() -> None:
     """ITER Japan calls: kana/kanji survive normalising and a CJK term matches mid-sentence."""
-    assert normalise("ITER機構（計測）– Café") == "iter機構(計測) cafe"
+    assert normalise("ITER機構（計測）– Café") == "iter 機構(計測) cafe"
     result = classify("超伝導コイル用の真空容器の製作", "レーザー干渉計を含む")
     assert result.categories == [LP, ENG]
     assert "term '超伝導'" in result.why[ENG] and "term 'レーザ'" in result.why[LP]
