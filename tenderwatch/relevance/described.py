@@ -3,7 +3,9 @@
 An annotator writes one JSON object per call (``id, title, description, cpv, buyer, source_url,
 laser_photonics, engineering, note``). The texts go to ``data/described_tenders.jsonl`` *without* labels,
 and the labels to ``data/labels.csv`` as ``described,<id>,<lp>,<eng>,<split>``, like every other source, so
-texts and labels stay apart. Re-importing a grown file is idempotent: known ids are updated in place.
+texts and labels stay apart. An import *mirrors* the file into its split: the split's described rows become
+exactly the file's valid rows (an annotator may renumber, correct or drop calls while working), other splits
+and sources are untouched, and importing the same file twice changes nothing.
 
 Calls are partitioned by the hash of their ``source_url`` (even → held-out collection, odd → tune
 collection), so a call can never sit in both; a row in the wrong half is refused, as is an id whose split
@@ -37,6 +39,7 @@ class ImportResult:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    removed: int = 0  # rows of the split no longer in the file
     refused: list[str] = field(default_factory=list)  # "line N: why"
 
 
@@ -70,48 +73,59 @@ def parse_row(line: str, split: str) -> tuple[dict[str, Any], tuple[int, int]]:
 def import_described(
     source: Path, split: str, *, texts: Path | None = None, labels: Path | None = None
 ) -> ImportResult:
-    """Merge the annotated ``source`` file into the packaged texts and labels (ids ordered)."""
+    """Mirror the annotated ``source`` file into ``split`` of the packaged texts and labels (ids ordered)."""
     texts = texts or packaged_data("described_tenders.jsonl")
     labels = labels or packaged_labels()
     known = _read_texts(texts)
     header, rows = _read_labels(labels)
-    by_key = {(row[0], row[1]): row for row in rows}
-    urls = {text["source_url"]: key for key, text in known.items()}
+    previous = {row[1]: row for row in rows if row[0] == SOURCE and row[4] == split}
+    kept = [row for row in rows if not (row[0] == SOURCE and row[4] == split)]
+    taken = {row[1]: row[4] for row in kept if row[0] == SOURCE}  # id → split, for the other splits
+    other_urls = {known[key]["source_url"]: key for key in taken if key in known}
     result = ImportResult()
+    fresh: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             text, (lp, eng) = parse_row(line, split)
-            _check_conflicts(text, split, by_key, urls)
+            _check_conflicts(text, taken, other_urls, fresh)
         except ValueError as exc:  # includes json.JSONDecodeError (a line still being written)
             result.refused.append(f"line {number}: {exc}")
             continue
-        key = text["id"]
-        label_row = [SOURCE, key, str(lp), str(eng), split]
-        if key not in known:
+        fresh[text["id"]] = (text, [SOURCE, text["id"], str(lp), str(eng), split])
+    for key, (text, row) in fresh.items():
+        if key not in previous:
             result.added += 1
-        elif known[key] != text or by_key[(SOURCE, key)] != label_row:
+        elif known.get(key) != text or previous[key] != row:
             result.updated += 1
         else:
             result.unchanged += 1
-        known[key] = text
-        urls[text["source_url"]] = key
-        by_key[(SOURCE, key)] = label_row
-    _write_texts(texts, known)
-    _write_labels(labels, header, list(by_key.values()))
+    result.removed = len(set(previous) - set(fresh))
+    texts_out = {key: value for key, value in known.items() if key in taken}
+    texts_out.update({key: text for key, (text, _) in fresh.items()})
+    _write_texts(texts, texts_out)
+    _write_labels(labels, header, kept + [row for _, row in fresh.values()])
     return result
 
 
 def _check_conflicts(
-    text: dict[str, Any], split: str, by_key: dict[tuple[str, str], list[str]], urls: dict[str, str]
+    text: dict[str, Any],
+    taken: dict[str, str],
+    other_urls: dict[str, str],
+    fresh: dict[str, tuple[dict[str, Any], list[str]]],
 ) -> None:
-    previous = by_key.get((SOURCE, text["id"]))
-    if previous is not None and previous[4] != split:
-        raise ValueError(f"id {text['id']} is already labelled in split {previous[4]}")
-    other = urls.get(text["source_url"])
-    if other is not None and other != text["id"]:
-        raise ValueError(f"source_url already imported as {other}")
+    """A call sits in one split under one id: refuse ids or URLs another split holds, and repeats."""
+    key, url = text["id"], text["source_url"]
+    if key in taken:
+        raise ValueError(f"id {key} is already labelled in split {taken[key]}")
+    if url in other_urls:
+        holder = other_urls[url]
+        raise ValueError(f"source_url already imported as {holder} in split {taken[holder]}")
+    if key in fresh:
+        raise ValueError(f"id {key} repeated")
+    if any(other["source_url"] == url for other, _ in fresh.values()):
+        raise ValueError("source_url repeated")
 
 
 def _read_texts(path: Path) -> dict[str, dict[str, Any]]:
@@ -149,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="tune", choices=sorted(PARTITION))
     args = parser.parse_args(argv)
     result = import_described(args.file, args.split)
-    sys.stdout.write(f"added {result.added}, updated {result.updated}, unchanged {result.unchanged}\n")
+    sys.stdout.write(
+        f"added {result.added}, updated {result.updated}, unchanged {result.unchanged}, "
+        f"removed {result.removed}\n"
+    )
     for reason in result.refused:
         sys.stderr.write(f"refused {reason}\n")
     return 0

@@ -70,3 +70,17 @@ def test_import_refuses_the_other_half_and_split_changes(tmp_path: Path) -> None
     assert moved.added == 0
     assert moved.refused[0] == "line 1: id R001 is already labelled in split tune"
     assert moved.refused[1].startswith("line 2: labels must be 0 or 1")
+
+
+def test_import_mirrors_the_file_when_the_annotator_renumbers_or_drops(tmp_path: Path) -> None:
+    first, second = _call("R001"), _call("R002")
+    source, texts, labels = _setup(tmp_path, [first, second])
+    import_described(source, "tune", texts=texts, labels=labels)
+    renumbered = json.loads(second) | {"id": "R001"}  # R001 dropped, R002 became R001
+    source.write_text(json.dumps(renumbered) + "\n" + json.dumps(renumbered | {"id": "R002"}) + "\n")
+    result = import_described(source, "tune", texts=texts, labels=labels)
+    assert (result.added, result.updated, result.removed) == (0, 1, 1)
+    assert result.refused == ["line 2: source_url repeated"]
+    rows = [json.loads(line) for line in texts.read_text().splitlines()]
+    assert [(row["id"], row["source_url"]) for row in rows] == [("R001", json.loads(second)["source_url"])]
+    assert [(lab.source, lab.id) for lab in read_labels(labels)] == [("esa", "1"), ("described", "R001")]
