@@ -4,6 +4,9 @@ decisions, readable reasons, and the taxonomy's own format checks."""
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
+from importlib import resources
 
 import pytest
 
@@ -177,3 +180,11 @@ def test_phrases_match_across_punctuation_and_stems_take_endings() -> None:
 def test_malformed_taxonomy_is_rejected_at_load(terms: dict, message: str) -> None:
     with pytest.raises(TaxonomyError, match=message):
         compile_taxonomy(_taxonomy(terms))
+
+
+def test_packaged_taxonomy_has_no_duplicate_keys() -> None:
+    """YAML keeps the last of two equal keys silently; a repeated term would lose its first weights."""
+    text = resources.files("tenderwatch.relevance").joinpath("taxonomy.yaml").read_text(encoding="utf-8")
+    keys = re.findall(r'^  "([^"]+)":', text, flags=re.M)
+    assert len(keys) > 1000
+    assert [key for key, count in Counter(keys).items() if count > 1] == []
