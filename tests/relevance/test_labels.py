@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 
@@ -60,3 +61,17 @@ def test_every_label_has_its_text_in_the_shared_captures() -> None:
         if (label.source, label.id) not in samples
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("second", "split"),
+    [("labels_second_heldout.csv", "burned"), ("labels_second_heldout_v2.csv", "heldout")],
+)
+def test_second_annotations_cover_exactly_their_split(second: str, split: str) -> None:
+    """Each blind second labelling (agreement figures in the README) covers one split, id for id."""
+    labels = read_labels(packaged_labels())
+    wanted = {(label.source, label.id) for label in labels if label.split == split}
+    with packaged_data(second).open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(row["source"], row["id"]) for row in rows} == wanted
+    assert all(row["laser_photonics"] in "01" and row["engineering"] in "01" for row in rows)
