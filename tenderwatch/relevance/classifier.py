@@ -7,6 +7,7 @@ category (negative cues subtract), and the reasons list exactly those contributi
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,7 +96,8 @@ def _matches(tax: Taxonomy, text: str, factor: float) -> list[tuple[int, tuple[s
         first.setdefault(index, match.group(0))
         counts[index] = counts.get(index, 0) + 1
     hits = []
-    for index, surface in first.items():
+    for index, matched in first.items():
+        surface = matched if matched.isascii() else unicodedata.normalize("NFC", matched)  # ガ, not カ + ゛
         scale = factor * min(1.0 + tax.repeat_bonus * (counts[index] - 1), tax.repeat_cap)
         hits.append((index, (surface, tuple(w * scale for w in tax.terms[index].weights))))
     return hits
@@ -110,7 +112,7 @@ def decide(tax: Taxonomy, evidence: list[Evidence]) -> Classification:
         contributions = [(item.weights[position], item.reason) for item in evidence if item.weights[position]]
         total = sum(weight for weight, _ in contributions)
         raw[name] = total
-        scores[name] = round(1.0 - math.exp(-total / tax.scale), 3) if total > 0 else 0.0
+        scores[name] = round(1.0 - math.exp(-total / tax.scale[position]), 3) if total > 0 else 0.0
         contributions.sort(key=lambda pair: (-abs(pair[0]), pair[1]))
         why[name] = [_reason(weight, reason) for weight, reason in contributions[:MAX_REASONS]]
     categories = [name for name in CATEGORIES if scores[name] >= tax.threshold]

@@ -132,13 +132,13 @@ def _evaluate(labels_path: Path, fixtures: Path | None) -> int:
         err.print(f"[red]error:[/] fixtures folder {fixtures} does not exist", highlight=False)
         return 2
     samples = load_samples(fixtures)
-    splits = sorted({label.split for label in labels if label.split})
-    table = Table("split", "category", "precision", "recall", "F1", "tp", "fp", "fn", "n")
-    for split in [*splits, None]:
-        report = evaluate(labels, samples, split)
+    table = Table("split", "source", "category", "precision", "recall", "F1", "tp", "fp", "fn", "n")
+    for split, source in _slices(labels):
+        report = evaluate(labels, samples, split, source)
         for name, scores in report.per_category.items():
             table.add_row(
                 split or "all",
+                source or "all",
                 name,
                 f"{scores.precision:.3f}",
                 f"{scores.recall:.3f}",
@@ -148,12 +148,30 @@ def _evaluate(labels_path: Path, fixtures: Path | None) -> int:
                 str(scores.fn),
                 str(report.evaluated),
             )
-    out.print(table)
+    Console(width=max(out.width, 110)).print(table)  # wide enough never to truncate a category name
+    report = evaluate(labels, samples)
     if report.skipped:
         skipped = ", ".join(f"{source} {count}" for source, count in sorted(report.skipped.items()))
         out.print(f"skipped (text not found under {fixtures}): {skipped}", highlight=False)
     _print_confusions(report)
     return 0
+
+
+#: Splits in the order they are reported; any other split name follows, sorted.
+SPLIT_ORDER = ("tune", "burned", "heldout")
+
+
+def _slices(labels: list[Any]) -> list[tuple[str | None, str | None]]:
+    """``(split, source)`` rows of the table: each split (all sources, then each source), then everything."""
+    present = {label.split for label in labels if label.split}
+    splits = [s for s in SPLIT_ORDER if s in present] + sorted(present - set(SPLIT_ORDER))
+    rows: list[tuple[str | None, str | None]] = []
+    for split in [*splits, None]:
+        sources = sorted({label.source for label in labels if split is None or label.split == split})
+        rows.append((split, None))
+        if len(sources) > 1:
+            rows.extend((split, source) for source in sources)
+    return rows
 
 
 def _print_confusions(report: Any) -> None:

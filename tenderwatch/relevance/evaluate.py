@@ -2,8 +2,13 @@
 
 The labels file holds only ids and labels (``source,id,laser_photonics,engineering,split``). Texts come from
 the real captures in ``../shared/fixtures`` (ESA items by ``id``, TED notices by ``publication-number``) and
-from the team's own descriptions packaged in ``data/team_tenders.jsonl``. Labels whose text is absent are
-skipped and counted, never guessed.
+from two packaged files without labels: ``data/team_tenders.jsonl`` (source ``team``: tenders the team made
+up, with deliberate traps) and ``data/described_tenders.jsonl`` (source ``described``: real calls retold in
+the team's words, each with its ``source_url``). Labels whose text is absent are skipped and counted, never
+guessed.
+
+Splits: ``tune`` (tuned on), ``burned`` (the first held-out part: scored and its errors read, so now tuning
+data too) and ``heldout`` (collected blind, scored once per frozen taxonomy).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from tenderwatch.relevance.classifier import Classification, classify
 from tenderwatch.relevance.taxonomy import CATEGORIES
 
 ESA_FILE = Path("esa-star/tender-actions.items.json")
+#: Packaged texts (``data/<file>``) by source; they carry no labels.
+PACKAGED = {"team": "team_tenders.jsonl", "described": "described_tenders.jsonl"}
 TED_FILE = Path("ted/search-response.sample.json")
 
 
@@ -144,24 +151,32 @@ def find_fixtures(start: Iterable[Path]) -> Path | None:
     return None
 
 
+def packaged_data(name: str) -> Path:
+    return Path(str(resources.files("tenderwatch.relevance").joinpath("data", name)))
+
+
 def load_samples(fixtures: Path | None) -> dict[tuple[str, str], Sample]:
-    """Texts by ``(source, id)`` from the shared captures (when present) and the team's descriptions."""
-    samples = dict(_team_samples())
+    """Texts by ``(source, id)`` from the shared captures (when present) and the packaged descriptions."""
+    samples: dict[tuple[str, str], Sample] = {}
+    for source, name in PACKAGED.items():
+        samples.update(jsonl_samples(packaged_data(name), source))
     if fixtures is not None:
         samples.update(_esa_samples(fixtures / ESA_FILE))
         samples.update(_ted_samples(fixtures / TED_FILE))
     return samples
 
 
-def _team_samples() -> Iterator[tuple[tuple[str, str], Sample]]:
-    data = resources.files("tenderwatch.relevance").joinpath("data/team_tenders.jsonl")
-    for line in data.read_text(encoding="utf-8").splitlines():
+def jsonl_samples(path: Path, source: str) -> Iterator[tuple[tuple[str, str], Sample]]:
+    """``((source, id), Sample)`` per line of a packaged JSON-lines file (absent file: nothing)."""
+    if not path.is_file():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
             sample = Sample(
                 row["title"], row.get("description"), tuple(row.get("cpv") or ()), row.get("buyer")
             )
-            yield ("team", str(row["id"])), sample
+            yield (source, str(row["id"])), sample
 
 
 def _esa_samples(path: Path) -> Iterator[tuple[tuple[str, str], Sample]]:
@@ -195,11 +210,16 @@ def _english(value: Any) -> Any:
     return value.get("eng", next(iter(value.values())))
 
 
-def evaluate(labels: list[Label], samples: dict[tuple[str, str], Sample], split: str | None = None) -> Report:
-    """Classify every labelled tender (of ``split`` when given) and count hits and misses per category."""
+def evaluate(
+    labels: list[Label],
+    samples: dict[tuple[str, str], Sample],
+    split: str | None = None,
+    source: str | None = None,
+) -> Report:
+    """Classify every labelled tender (of ``split`` / ``source`` when given); count hits and misses."""
     report = Report()
     for label in labels:
-        if split and label.split != split:
+        if (split and label.split != split) or (source and label.source != source):
             continue
         sample = samples.get((label.source, label.id))
         if sample is None:

@@ -9,6 +9,7 @@ position wins (``laser printer`` beats ``laser*``).
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -20,7 +21,13 @@ import yaml
 
 CATEGORIES: tuple[str, ...] = ("laser_photonics", "engineering")
 
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+#: Japanese kana and CJK ideographs survive normalising (ITER Japan publishes in Japanese); as they are not
+#: ``[a-z0-9]``, a CJK pattern matches anywhere inside CJK text, which has no spaces between words.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+_NON_ALNUM = re.compile(f"[^a-z0-9{_CJK}]+")
+_DROP = re.compile(f"[^\\x00-\\x7f{_CJK}]+")
+#: Latin letters glued to CJK ("irサーモグラフィ") are separated so that both sides can start a match.
+_GLUED = re.compile(f"(?<=[a-z0-9])(?=[{_CJK}])|(?<=[{_CJK}])(?=[a-z0-9])")
 _WILD = "\x00"  # trie atom for a stem wildcard (`*`)
 _END = ""  # trie key marking "a pattern ends here"
 
@@ -46,7 +53,7 @@ class CpvRule:
 class Taxonomy:
     version: str
     threshold: float
-    scale: float
+    scale: tuple[float, ...]  # per category: score = 1 - exp(-raw / scale)
     title_boost: float
     buyer_factor: float
     description_factor: float
@@ -69,10 +76,12 @@ class Taxonomy:
 
 
 def normalise(text: str) -> str:
-    """Lower case with accents stripped (é→e, ą→a, ö→o); punctuation stays, the matcher skips it."""
+    """Lower case with accents stripped (é→e, ą→a, ö→o), CJK kept; punctuation stays, the matcher skips it."""
     text = text.lower()
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+        text = _DROP.sub("", unicodedata.normalize("NFKD", text))
+        if not text.isascii():  # CJK left
+            text = _GLUED.sub(" ", text)
     return text
 
 
@@ -140,7 +149,7 @@ def compile_taxonomy(data: dict[str, Any]) -> Taxonomy:
         taxonomy_args: dict[str, Any] = {
             "version": str(data["version"]),
             "threshold": float(data["threshold"]),
-            "scale": float(data["scale"]),
+            "scale": _scales(data),
             "title_boost": float(data["title_boost"]),
             "buyer_factor": float(data["buyer_factor"]),
             "description_factor": float(data.get("description_factor", 1.0)),
@@ -169,6 +178,21 @@ def compile_taxonomy(data: dict[str, Any]) -> Taxonomy:
         cpv_lengths=lengths,
         **taxonomy_args,
     )
+
+
+def _scales(data: dict[str, Any]) -> tuple[float, ...]:
+    """Per-category scale: from ``needed`` (raw evidence at which each category applies), else ``scale``.
+
+    ``needed`` reads better (engineering: 2.5 = "one medium term plus a weak one") and keeps the score
+    threshold the same for every category, so an alert's ``min_score`` means the same for both.
+    """
+    needed = data.get("needed")
+    if needed is None:
+        return (float(data["scale"]),) * len(CATEGORIES)
+    if not isinstance(needed, dict) or set(needed) != set(CATEGORIES):
+        raise TaxonomyError(f"needed: one value per category {CATEGORIES}")
+    squash = -math.log(1.0 - float(data["threshold"]))  # raw / scale at the threshold
+    return tuple(float(needed[name]) / squash for name in CATEGORIES)
 
 
 def _weights(name: Any, values: Any) -> tuple[float, ...]:

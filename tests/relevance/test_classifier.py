@@ -4,6 +4,9 @@ decisions, readable reasons, and the taxonomy's own format checks."""
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
+from importlib import resources
 
 import pytest
 
@@ -88,7 +91,7 @@ def test_longest_cpv_prefix_decides_and_counts_once() -> None:
 def test_why_names_terms_and_cpv_and_is_json_safe() -> None:
     result = classify("Pulsed laser source", "Nd:YAG pulsed laser, 1064 nm", ["38636100"], "ESA")
     assert result.categories == [LP]
-    assert result.why[LP] == ["term 'pulsed laser'", "CPV 38636100 (lasers)"]
+    assert result.why[LP] == ["term 'pulsed laser'", "CPV 38636100 (lasers)", "term 'nd:yag'"]
     assert result.why[ENG] == []
     assert json.loads(json.dumps(result.columns())) == result.columns()
     assert set(result.scores) == set(CATEGORIES)
@@ -126,6 +129,26 @@ def test_normalise_strips_accents_and_case() -> None:
     assert normalise("Lazerinės SISTEMOS, Röntgen") == "lazerines sistemos, rontgen"
 
 
+def test_japanese_terms_match_inside_text_without_spaces() -> None:
+    """ITER Japan calls: kana/kanji survive normalising and a CJK term matches mid-sentence."""
+    assert normalise("ITER機構（計測）– Café") == "iter 機構(計測) cafe"
+    result = classify("超伝導コイル用の真空容器の製作", "レーザー干渉計を含む")
+    assert result.categories == [LP, ENG]
+    assert "term '超伝導'" in result.why[ENG] and "term 'レーザ'" in result.why[LP]
+
+
+def test_needed_evidence_sets_each_category_scale() -> None:
+    data = _taxonomy({"laser": [2.5, 0], "weld": [0, 2.5]})
+    del data["scale"]
+    data["needed"] = {LP: 3.0, ENG: 2.5}
+    result = classify("laser weld", taxonomy=compile_taxonomy(data))
+    assert result.categories == [ENG]
+    assert result.scores[ENG] == 0.5 and result.scores[LP] < 0.5
+    data["needed"] = {LP: 3.0}
+    with pytest.raises(TaxonomyError, match="one value per category"):
+        compile_taxonomy(data)
+
+
 def _taxonomy(terms: dict[str, list[float]]) -> dict:
     return {
         "version": "t1",
@@ -157,3 +180,11 @@ def test_phrases_match_across_punctuation_and_stems_take_endings() -> None:
 def test_malformed_taxonomy_is_rejected_at_load(terms: dict, message: str) -> None:
     with pytest.raises(TaxonomyError, match=message):
         compile_taxonomy(_taxonomy(terms))
+
+
+def test_packaged_taxonomy_has_no_duplicate_keys() -> None:
+    """YAML keeps the last of two equal keys silently; a repeated term would lose its first weights."""
+    text = resources.files("tenderwatch.relevance").joinpath("taxonomy.yaml").read_text(encoding="utf-8")
+    keys = re.findall(r'^  "([^"]+)":', text, flags=re.M)
+    assert len(keys) > 1000
+    assert [key for key, count in Counter(keys).items() if count > 1] == []

@@ -79,24 +79,37 @@ def test_stream_flushes_each_reply_and_counts() -> None:
     assert [json.loads(line).get("error") is None for line in output.getvalue().splitlines()] == [False, True]
 
 
-def test_evaluate_prints_scores_per_split_and_confusions(tmp_path: Path) -> None:
+def test_evaluate_prints_scores_per_split_and_source_and_confusions(tmp_path: Path) -> None:
     labels = tmp_path / "labels.csv"
     labels.write_text(
         "source,id,laser_photonics,engineering,split\n"
+        "team,T090,1,0,heldout\n"  # calibration of optical power meters: engineering is wrongly added
+        "esa,193162,1,1,heldout\n"  # only with the shared captures
         "team,T001,1,0,tune\n"  # femtosecond laser system
         "team,T004,0,0,tune\n"  # cleaning, optical laboratories
-        "team,T007,0,1,heldout\n"  # superconducting magnet coils
-        "team,T059,1,1,heldout\n"  # optical tables (de): engineering is missed
-        "esa,193162,1,1,heldout\n"  # only with the shared captures
+        "team,T007,0,1,burned\n"  # superconducting magnet coils
     )
     result = CliRunner().invoke(app, ["classify", "--evaluate", str(labels), "--fixtures", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    rows = [line for line in result.output.splitlines() if "│" in line]
-    assert any("heldout" in r and "engineering" in r and "1.000" in r and "0.500" in r for r in rows)
-    assert any("tune" in r and "laser_photonics" in r and "1.000" in r for r in rows)
+    lines = [line for line in result.output.splitlines() if "│" in line]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines]
+    assert [row[:2] for row in rows[::2]] == [
+        ["tune", "all"],
+        ["burned", "all"],
+        ["heldout", "all"],
+        ["heldout", "esa"],
+        ["heldout", "team"],
+        ["all", "all"],
+        ["all", "esa"],
+        ["all", "team"],
+    ]
+    heldout_team = rows[8:10]
+    assert heldout_team[1][2:6] == ["engineering", "0.000", "1.000", "0.000"]
+    assert heldout_team[0][2:6] == ["laser_photonics", "1.000", "1.000", "1.000"]
+    assert rows[6][9] == "0"  # esa: no text without the captures, n = 0
     assert "skipped (text not found" in result.output and "esa 1" in result.output
     assert "confusions (1):" in result.output
-    assert "team:T059 gold=engineering,laser_photonics predicted=laser_photonics" in result.output
+    assert "[heldout] team:T090 gold=laser_photonics predicted=laser_photonics,engineering" in result.output
 
 
 def test_evaluate_rejects_bad_labels(tmp_path: Path) -> None:
@@ -119,4 +132,4 @@ def test_team_labels_evaluate_on_the_real_captures() -> None:
     result = CliRunner().invoke(app, ["classify", "--evaluate", str(packaged_labels())])
     assert result.exit_code == 0, result.output
     assert "skipped" not in result.output  # every labelled id has its text
-    assert "heldout" in result.output and "tune" in result.output
+    assert "burned" in result.output and "tune" in result.output and "described" in result.output
