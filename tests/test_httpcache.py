@@ -243,3 +243,35 @@ def test_recrawl_sends_conditional_requests_and_refetches_only_what_changed(
     assert "f4e: success — new 0, changed 0, unchanged 3" in third.stdout, third.stdout + third.stderr
     assert all(r.headers.get("If-None-Match") is None for r in portal.requests)
     assert "httpcache/revalidate" not in _last_run(engine).stats
+
+
+def _entries(cache_dir: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in cache_dir.glob("f4e/*/*/pickled_meta")}
+
+
+def test_recording_after_cached_crawls_holds_full_answers_and_replay_leaves_the_cache(
+    tw_env, portal: LocalPortal, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache"
+    portal.handle("/f4e-calls?status=open", _Versioned(_listing().encode(), '"list-1"'))
+    for i in range(3):
+        portal.handle(f"/f4e-calls/c{i}", _Versioned(_detail(i, f"Scope {i}."), f'"c{i}-1"'))
+    env = {**tw_env, "TENDERWATCH_F4E_URL": portal.url, "TENDERWATCH_HTTP_CACHE_DIR": str(cache_dir)}
+    assert "f4e: success — new 3" in run_cli("crawl", "f4e", env=env).stdout
+    cached = _entries(cache_dir)
+    assert len(cached) == 4  # listing + 3 details
+
+    portal.requests.clear()
+    recording = tmp_path / "rec"
+    recorded = run_cli("record", "f4e", "--out", str(recording), env=env)
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert all(r.headers.get("If-None-Match") is None for r in portal.requests)
+    lines = (recording / "exchanges.jsonl").read_text().splitlines()
+    pages = [line for line in lines if "robots.txt" not in line]
+    assert len(pages) == 4 and all('"status": 200' in line for line in pages)
+
+    portal.stop()
+    offline = {**tw_env, "TENDERWATCH_HTTP_CACHE_DIR": str(cache_dir)}
+    replayed = run_cli("crawl", "f4e", "--replay", str(recording), env=offline)
+    assert "f4e: success — new 0, changed 0, unchanged 3" in replayed.stdout, replayed.stdout
+    assert _entries(cache_dir) == cached  # neither read-and-refreshed nor added to
