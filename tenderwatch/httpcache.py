@@ -50,7 +50,8 @@ def cache_settings(settings: Settings) -> dict[str, Any]:
         "HTTPCACHE_ENABLED": settings.http_cache,
         "HTTPCACHE_DIR": str(settings.effective_http_cache_dir.resolve()),
         "HTTPCACHE_POLICY": "tenderwatch.httpcache.RevalidatePolicy",
-        "HTTPCACHE_STORAGE": "scrapy.extensions.httpcache.FilesystemCacheStorage",  # safe across processes
+        # files, not one dbm file per source: gdbm would lock out a second process crawling that source
+        "HTTPCACHE_STORAGE": "scrapy.extensions.httpcache.FilesystemCacheStorage",
         "HTTPCACHE_EXPIRATION_SECS": settings.http_cache_expire_days * 86_400,
     }
 
