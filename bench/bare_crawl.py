@@ -1,9 +1,9 @@
 """Baseline crawler: bare Scrapy fetching the given URLs one after the other; parses and stores nothing.
 
 ``python -m bench.bare_crawl URLS_FILE`` — one absolute URL a line. It uses tenderwatch's own Scrapy
-settings (delay, concurrency, retries, robots.txt) without item pipelines and extensions, and chains the
-requests like the ESA spider's pagination (the next page is requested once the previous one arrived), so
-the difference to ``tenderwatch crawl`` is the pipeline's work, not the request pattern.
+settings (delay, concurrency, retries, robots.txt) without item pipelines, extensions and HTTP cache, and
+chains the requests like the ESA spider's pagination (the next page is requested once the previous one
+arrived), so the difference to ``tenderwatch crawl`` is the pipeline's work, not the request pattern.
 Prints ``{"pages": n, "bytes": b}`` as JSON on stdout.
 """
 
@@ -36,7 +36,7 @@ class BareSpider(scrapy.Spider):
         if self.urls:
             yield scrapy.Request(self.urls[0], cb_kwargs={"index": 0}, dont_filter=True)
 
-    def parse(self, response: Response, index: int) -> Iterator[scrapy.Request]:  # type: ignore[override]
+    def parse(self, response: Response, index: int) -> Iterator[scrapy.Request]:
         self.pages += 1
         self.bytes += len(response.body)
         if index + 1 < len(self.urls):
@@ -46,12 +46,14 @@ class BareSpider(scrapy.Spider):
 def main() -> None:
     urls = [line.strip() for line in Path(sys.argv[1]).read_text().splitlines() if line.strip()]
     settings = scrapy_settings(get_settings())
-    settings.update(ITEM_PIPELINES={}, EXTENSIONS={}, SPIDER_MODULES=[])
+    # no HTTP cache either: the baseline downloads every page in full, like a first crawl
+    settings.update(ITEM_PIPELINES={}, EXTENSIONS={}, SPIDER_MODULES=[], HTTPCACHE_ENABLED=False)
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(BareSpider)
     process.crawl(crawler, urls=urls)
     process.start()
     spider = crawler.spider
+    assert isinstance(spider, BareSpider)
     print(json.dumps({"pages": spider.pages, "bytes": spider.bytes}))
 
 

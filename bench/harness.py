@@ -146,6 +146,13 @@ def run_measured(args: list[str], env: dict[str, str], timeout: float = 900) -> 
         )
 
 
+def clear_http_cache(data_dir: Path) -> None:
+    """Forget the crawls' stored pages (``<data_dir>/httpcache``) so the next crawl is a first crawl."""
+    import shutil
+
+    shutil.rmtree(data_dir / "httpcache", ignore_errors=True)
+
+
 def crawl_env(db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for a ``tenderwatch`` subprocess against a bench database and the bench portal."""
     return {

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.harness import PYTHON, REPO, Context, crawl_env, sqlite_url
+from bench.harness import PYTHON, REPO, Context, clear_http_cache, crawl_env, sqlite_url
 from bench.portal import BenchPortal
 
 #: stages of the crawl, recognised by a frame anywhere in the sampled stack (first match wins)
@@ -53,6 +53,7 @@ def profile_crawl(ctx: Context, n: int, keep: Path | None = None) -> str:
     raw = ctx.workdir / "profile.txt"
     db_url = sqlite_url(ctx, "profile")
     upgrade(db_url)
+    clear_http_cache(ctx.workdir / "data")  # profile a first crawl, not a revalidation
     with BenchPortal(esa=n) as portal:
         env = crawl_env(db_url, ctx.workdir / "data", **portal.env("esa"))
         done = subprocess.run(

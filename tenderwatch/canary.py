@@ -77,6 +77,7 @@ def check(sources: list[str], *, limit: int | None = None, verbose: bool = False
     extra = {
         "CLOSESPIDER_ITEMCOUNT": limit or get_settings().check_item_limit,
         "CLOSESPIDER_PAGECOUNT": CHECK_PAGE_LIMIT,
+        "HTTPCACHE_ENABLED": False,  # a probe sees the portal as it is and leaves the crawls' cache alone
     }
     with temporary_database():
         return run_crawls(names, extra_settings=extra, verbose=verbose)

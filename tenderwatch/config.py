@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     retry_backoff_max: float = 300.0  # cap on one wait (also caps Retry-After)
     check_item_limit: int = 20  # `tenderwatch check` stops after this many items per source
 
+    # --- conditional requests (issue #9 P2): Scrapy's HTTP cache, revalidated on every crawl --------
+    http_cache: bool = True  # off → every crawl downloads every page in full
+    http_cache_dir: Path | None = None  # None → <data_dir>/httpcache; one sub-directory per source
+    http_cache_expire_days: int = 30  # entries not revalidated for this long are deleted; 0 → kept
+
     # --- scheduler -----------------------------------------------------------------------------
     crawl_interval_seconds: int = 7200
     crawl_jitter_seconds: int = 600
@@ -164,6 +169,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'tenderwatch.db').as_posix()}"
+
+    @property
+    def effective_http_cache_dir(self) -> Path:
+        """Where crawls keep pages and their validators (``http_cache_dir`` or ``<data_dir>/httpcache``)."""
+        return self.http_cache_dir or self.data_dir / "httpcache"
 
     @staticmethod
     def source_origin(source: str) -> str | None:

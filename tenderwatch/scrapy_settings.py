@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from tenderwatch.config import Settings
+from tenderwatch.httpcache import MIDDLEWARE as CACHE_MIDDLEWARE
+from tenderwatch.httpcache import cache_settings
 
 
 def scrapy_settings(settings: Settings) -> dict[str, Any]:
@@ -37,6 +39,10 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
             "tenderwatch.middlewares.BackoffRetryMiddleware": 550,
             # last before the download handler, so every other middleware sees the real URL
             "tenderwatch.middlewares.OriginOverrideMiddleware": 950,
+            # conditional requests (tenderwatch.httpcache): after the override, so one lookup per
+            # request; off while recording or replaying
+            "scrapy.downloadermiddlewares.httpcache.HttpCacheMiddleware": None,
+            CACHE_MIDDLEWARE: 952,
             # record/replay (off unless TENDERWATCH_RECORD_DIR / TENDERWATCH_REPLAY_DIR is set)
             "tenderwatch.recording.RecordMiddleware": 955,
             "tenderwatch.recording.ReplayMiddleware": 960,
@@ -51,4 +57,5 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
             "tenderwatch.progress.ProgressReporter": 200,
         },
         "FEED_EXPORT_ENCODING": "utf-8",
+        **cache_settings(settings),
     }

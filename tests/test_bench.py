@@ -156,6 +156,8 @@ def test_make_bench_at_tiny_scale_writes_both_files(tmp_path: Path) -> None:
     assert sqlite["value"] > 0 and sqlite["baseline"] > 0 and sqlite["ratio"] > 0
     assert rows["P2 recrawl: tender rows written (esa)"]["value"] == 0
     assert rows["P2 recrawl: detail-page requests (esa)"]["value"] == 0
+    assert rows["P2 recrawl: full detail-page fetches (html, f4e)"]["value"] == 0  # all answered 304
+    assert rows["P2 recrawl: tender rows written (html, f4e)"]["value"] == 0
     assert rows["P6 peak RSS, 50-tender crawl (SQLite)"]["value"] > 0
     assert (rows["P1 ingest (PostgreSQL)"]["value"] is None) == (not pg)
     assert all(row["verdict"] in {"met", "MISSED", "info", "not measured"} for row in rows.values())

@@ -71,7 +71,8 @@ class FeedSpider(TenderSpider):
             headers=headers,
             callback=self.parse_feed,
             errback=self.on_error,
-            meta={"handle_httpstatus_list": [304]},
+            # the feed keeps its own validators (feed table), so the HTTP cache stays out of the way
+            meta={"handle_httpstatus_list": [304], "dont_cache": True},
             dont_filter=True,
         )
 
