@@ -1,11 +1,14 @@
 """Dispatch the outbox: claim due deliveries, send them grouped per channel, record every attempt.
 
 Guarantee: **at-least-once, never lost**. A delivery is claimed (``sending``, ``claimed_by``/``claimed_at``)
-in one short transaction, sent, and marked ``sent`` in its own short transaction right after the send. A
-dispatcher that dies between claim and send leaves claims that expire after
-``Settings.dispatch_claim_timeout_seconds`` and are re-claimed; one that dies between a successful send and
-its mark may repeat that one message (or that one digest) — the only duplicate window. Failures back off
-exponentially; after ``Settings.max_attempts`` a delivery is ``dead``: shown and retriable, never dropped.
+in one short transaction, sent, and its outcome recorded (status plus one ``delivery_attempt`` row) in a
+short transaction shared by the messages sent since the last one: after every
+``Settings.dispatch_record_every`` messages, at the end of each claim, and whenever the round stops on an
+exception. A dispatcher that dies between claim and send leaves claims that expire after
+``Settings.dispatch_claim_timeout_seconds`` and are re-claimed; one killed outright (no exception handler
+runs) between a successful send and its record may repeat the messages sent since the last record — at
+most ``dispatch_record_every`` — the only duplicate window. Failures back off exponentially; after
+``Settings.max_attempts`` a delivery is ``dead``: shown and retriable, never dropped.
 
 Claiming is ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several dispatchers share the work without
 sending anything twice; on SQLite (one writer at a time) an ``UPDATE`` guarded by the claimable condition
@@ -24,7 +27,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, or_, update
+from sqlalchemy import Engine, and_, exists, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -160,24 +163,28 @@ class _Job:
 
 
 def _load(session: Session, ids: Sequence[int], now: datetime) -> tuple[list[_Job], list[Delivery]]:
+    """The claim's deliveries and alerts in one query, then each tender, profile, company and channel they
+    refer to once (a digest round shares a few tenders among thousands of deliveries)."""
     rows = session.execute(
-        sa_select(Delivery, Alert, Tender, Profile, Company, Channel)
+        sa_select(Delivery, Alert)
         .join(Alert, col(Alert.id) == col(Delivery.alert_id))
-        .join(Tender, col(Tender.id) == col(Alert.tender_id))
-        .join(Profile, col(Profile.id) == col(Alert.profile_id))
-        .join(Company, col(Company.id) == col(Profile.company_id))
-        .join(Channel, col(Channel.id) == col(Delivery.channel_id))
         .where(col(Delivery.id).in_(list(ids)))
         .order_by(col(Delivery.id))
     ).all()
+    tenders = _by_id(session, Tender, {alert.tender_id for _, alert in rows})
+    profiles = _by_id(session, Profile, {alert.profile_id for _, alert in rows})
+    companies = _by_id(session, Company, {profile.company_id for profile in profiles.values()})
+    channels = _by_id(session, Channel, {delivery.channel_id for delivery, _ in rows})
     jobs: list[_Job] = []
     digests: dict[tuple[int, str], _Job] = {}
     skipped: list[Delivery] = []
-    for delivery, alert, tender, profile, company, channel in rows:
+    for delivery, alert in rows:
+        profile, channel = profiles[alert.profile_id], channels[delivery.channel_id]
+        company = companies[profile.company_id]
         if not channel.active or channel.unsubscribed_at is not None or profile.paused or not company.active:
             skipped.append(delivery)
             continue
-        item = view(alert, tender, profile.name, company, now)
+        item = view(alert, tenders[alert.tender_id], profile.name, company, now)
         if profile.frequency == Frequency.INSTANT.value:
             jobs.append(_Job(channel, company, [delivery], [item], None))
             continue
@@ -191,6 +198,13 @@ def _load(session: Session, ids: Sequence[int], now: datetime) -> tuple[list[_Jo
     return jobs, skipped
 
 
+def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
+    """Rows of ``model`` by primary key, in one query."""
+    if not ids:
+        return {}
+    return {row.id: row for row in session.exec(select(model).where(col(model.id).in_(sorted(ids))))}
+
+
 def _message(job: _Job) -> Message:
     if job.period is None:
         return render_instant(job.views[0], job.channel, job.company)
@@ -200,36 +214,87 @@ def _message(job: _Job) -> Message:
 # --- recording outcomes ----------------------------------------------------------------------------
 
 
-def _record(engine: Engine, deliveries: list[Delivery], now: datetime, error: str | None) -> DispatchReport:
-    """One short transaction per outcome: sent, or failed with back-off, or dead after max attempts."""
+@dataclass
+class _Outcomes:
+    """Outcomes of sends not recorded yet: delivery ids sent, deliveries failed with their error."""
+
+    sent: list[int] = field(default_factory=list)
+    failed: list[tuple[Delivery, str]] = field(default_factory=list)
+    messages: int = 0
+
+    def add(self, deliveries: list[Delivery], error: str | None) -> None:
+        self.messages += 1
+        if error is None:
+            self.sent.extend(d.id for d in deliveries if d.id is not None)
+        else:
+            self.failed.extend((d, error) for d in deliveries)
+
+    def take(self) -> _Outcomes:
+        taken = _Outcomes(self.sent, self.failed, self.messages)
+        self.sent, self.failed, self.messages = [], [], 0
+        return taken
+
+
+def _record(engine: Engine, outcomes: _Outcomes, now: datetime) -> DispatchReport:
+    """One short transaction for several messages: every sent delivery in one ``UPDATE … WHERE id IN``,
+    failed ones row by row (their back-off depends on their own attempts), one attempt row each."""
     report = DispatchReport()
-    max_attempts = get_settings().max_attempts
+    if not outcomes.sent and not outcomes.failed:
+        return report
     with Session(engine) as session, session.begin():
-        for delivery in deliveries:
-            assert delivery.id is not None
-            row = session.get(Delivery, delivery.id, with_for_update=engine.dialect.name == "postgresql")
-            if row is None:
-                continue
-            row.attempts += 1
-            row.claimed_by = None
-            row.claimed_at = None
-            session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, ok=error is None, error=error))
-            if error is None:
-                row.status = DeliveryStatus.SENT.value
-                row.sent_at = now
-                row.last_error = None
-                report.sent += 1
-            elif row.attempts >= max_attempts:
-                row.status = DeliveryStatus.DEAD.value
-                row.last_error = error
-                report.dead += 1
-            else:
-                row.status = DeliveryStatus.FAILED.value
-                row.last_error = error
-                row.next_attempt_at = now + backoff(row.attempts)
-                report.failed += 1
-            session.add(row)
+        attempts: list[dict[str, Any]] = [
+            {"delivery_id": i, "at": now, "ok": True, "error": None}
+            for i in _mark_sent(session, outcomes.sent, now)
+        ]
+        report.sent = len(attempts)
+        for delivery, error in outcomes.failed:
+            status = _mark_failed(session, delivery, now, error)
+            if status is not None:
+                attempts.append({"delivery_id": delivery.id, "at": now, "ok": False, "error": error})
+                setattr(report, status, getattr(report, status) + 1)
+        if attempts:
+            session.execute(insert(DeliveryAttempt), attempts)
     return report
+
+
+def _mark_sent(session: Session, ids: list[int], now: datetime) -> list[int]:
+    """Mark ``ids`` sent; returns those that still exist (a delivery may have been deleted meanwhile)."""
+    if not ids:
+        return []
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(ids))
+        .values(
+            status=DeliveryStatus.SENT.value,
+            attempts=col(Delivery.attempts) + 1,
+            sent_at=now,
+            last_error=None,
+            claimed_by=None,
+            claimed_at=None,
+        )
+        .returning(col(Delivery.id))
+        .execution_options(synchronize_session=False)
+    )
+    return [row[0] for row in result]
+
+
+def _mark_failed(session: Session, delivery: Delivery, now: datetime, error: str) -> str | None:
+    """Back off (``failed``) or give up (``dead``); the status set, or None when the row is gone."""
+    assert delivery.id is not None
+    row = session.get(Delivery, delivery.id, with_for_update=session.get_bind().dialect.name == "postgresql")
+    if row is None:
+        return None
+    row.attempts += 1
+    row.claimed_by = None
+    row.claimed_at = None
+    row.last_error = error
+    if row.attempts >= get_settings().max_attempts:
+        row.status = DeliveryStatus.DEAD.value
+    else:
+        row.status = DeliveryStatus.FAILED.value
+        row.next_attempt_at = now + backoff(row.attempts)
+    session.add(row)
+    return row.status
 
 
 def _skip(engine: Engine, deliveries: list[Delivery]) -> int:
@@ -297,15 +362,21 @@ def _dispatch_claimed(engine: Engine, ids: list[int], now: datetime, mailer: Mai
     with Session(engine, expire_on_commit=False) as session:
         jobs, skipped = _load(session, ids, now)
     report.skipped += _skip(engine, skipped)
-    for job in jobs:
-        error = _send(job, mailer)
-        outcome = _record(engine, job.deliveries, now, error)
-        if error is None:
-            report.messages += 1
-        else:
-            report.errors.append(error)
-            log.warning("delivery to channel %s failed: %s", job.channel.id, error)
-        report.add(outcome)
+    every = max(get_settings().dispatch_record_every, 1)
+    outcomes = _Outcomes()
+    try:
+        for job in jobs:
+            error = _send(job, mailer)
+            outcomes.add(job.deliveries, error)
+            if error is None:
+                report.messages += 1
+            else:
+                report.errors.append(error)
+                log.warning("delivery to channel %s failed: %s", job.channel.id, error)
+            if outcomes.messages >= every:
+                report.add(_record(engine, outcomes.take(), now))
+    finally:  # also when the round dies (SystemExit, KeyboardInterrupt…): what was sent is recorded
+        report.add(_record(engine, outcomes.take(), now))
     return report
 
 
