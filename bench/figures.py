@@ -645,8 +645,8 @@ def _delivery(ctx: Context, target: str) -> Figure:
         + (
             ")"
             if sent == n
-            else f"; {sent / n:.1f} per company — claims take deliveries in id order and group per channel "
-            "only within a claim, so a company's digest is split)"
+            else f"; {sent / n:.2f} per company — a digest was split across messages or not sent: the figure "
+            "does not compare like with like)"
         )
         + f"; the same messages re-sent with smtplib over one connection took {baseline_s:.1f} s."
         + (

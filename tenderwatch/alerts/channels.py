@@ -175,7 +175,8 @@ def scrubbed_apprise_logs(secrets: set[str]) -> Iterator[None]:
 
 @dataclass
 class Message:
-    """One rendered notification: email parts and the Markdown body for apprise channels."""
+    """One rendered notification: email parts and the Markdown body for apprise channels (alerts render
+    only the forms their channel uses; the others are empty)."""
 
     subject: str
     text: str

@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, exists, insert, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 
 from tenderwatch.alerts.channels import Mailer, Message, SendError, scrub, secrets_of, send_to_channel
@@ -130,21 +131,23 @@ def _due_channels(session: Session, now: datetime, limit: int) -> list[int]:
 
 def _pick(session: Session, channels: list[int], now: datetime, batch: int) -> list[int]:
     """All due digest deliveries of ``channels``, plus instant ones while fewer than ``batch`` are taken."""
-    rows = session.execute(
+    rows = session.execute(  # streamed: reading stops once the batch is full
         sa_select(col(Delivery.id), col(Delivery.channel_id), col(Profile.frequency))
         .join(Alert, col(Alert.id) == col(Delivery.alert_id))
         .join(Profile, col(Profile.id) == col(Alert.profile_id))
         .where(col(Delivery.channel_id).in_(channels), _claimable(now))
         .order_by(col(Delivery.channel_id), col(Delivery.id))
-    ).all()
+        .execution_options(yield_per=500)
+    )
     taken: list[int] = []
-    for _, group in groupby(rows, key=lambda row: row[1]):
-        if len(taken) >= batch:
-            break
-        items = list(group)
-        taken.extend(i for i, _, frequency in items if frequency != Frequency.INSTANT.value)
-        instant = [i for i, _, frequency in items if frequency == Frequency.INSTANT.value]
-        taken.extend(instant[: max(batch - len(taken), 0)])
+    with rows:
+        for _, group in groupby(rows, key=lambda row: row[1]):
+            if len(taken) >= batch:
+                break
+            items = list(group)
+            taken.extend(i for i, _, frequency in items if frequency != Frequency.INSTANT.value)
+            instant = [i for i, _, frequency in items if frequency == Frequency.INSTANT.value]
+            taken.extend(instant[: max(batch - len(taken), 0)])
     return taken
 
 
@@ -153,56 +156,85 @@ def _pick(session: Session, channels: list[int], now: datetime, batch: int) -> l
 
 @dataclass
 class _Job:
-    """Deliveries that become one message: one (instant) or all due digest items of a channel."""
+    """Deliveries (ids) that become one message: one (instant) or all due digest items of a channel."""
 
     channel: Channel
     company: Company
-    deliveries: list[Delivery]
+    deliveries: list[int]
     views: list[AlertView]
     period: str | None  # None = instant, else "daily" / "weekly"
 
 
-def _load(session: Session, ids: Sequence[int], now: datetime) -> tuple[list[_Job], list[Delivery]]:
-    """The claim's deliveries and alerts in one query, then each tender, profile, company and channel they
-    refer to once (a digest round shares a few tenders among thousands of deliveries)."""
+def _load(session: Session, ids: Sequence[int], now: datetime) -> tuple[list[_Job], list[int]]:
+    """The claim's deliveries with their alerts' columns in one query (plain rows: no ORM objects for
+    thousands of deliveries), then each tender, profile, company and channel they refer to, once."""
     rows = session.execute(
-        sa_select(Delivery, Alert)
+        sa_select(
+            col(Delivery.id).label("delivery_id"),
+            col(Delivery.channel_id),
+            *(col(c) for c in (Alert.id, Alert.profile_id, Alert.tender_id, Alert.kind, Alert.version)),
+            col(Alert.reasons),
+        )
         .join(Alert, col(Alert.id) == col(Delivery.alert_id))
         .where(col(Delivery.id).in_(list(ids)))
         .order_by(col(Delivery.id))
     ).all()
-    tenders = _by_id(session, Tender, {alert.tender_id for _, alert in rows})
-    profiles = _by_id(session, Profile, {alert.profile_id for _, alert in rows})
-    companies = _by_id(session, Company, {profile.company_id for profile in profiles.values()})
-    channels = _by_id(session, Channel, {delivery.channel_id for delivery, _ in rows})
+    tenders = _by_id(session, Tender, {row.tender_id for row in rows})
+    profiles = _by_id(
+        session,
+        Profile,
+        {row.profile_id for row in rows},
+        Profile.name,
+        Profile.paused,
+        Profile.frequency,
+        Profile.company_id,
+    )
+    companies = _by_id(
+        session,
+        Company,
+        {profile.company_id for profile in profiles.values()},
+        Company.name,
+        Company.timezone,
+        Company.active,
+    )
+    channels = _by_id(session, Channel, {row.channel_id for row in rows})
     jobs: list[_Job] = []
     digests: dict[tuple[int, str], _Job] = {}
-    skipped: list[Delivery] = []
-    for delivery, alert in rows:
-        profile, channel = profiles[alert.profile_id], channels[delivery.channel_id]
+    skipped: list[int] = []
+    for row in rows:
+        profile, channel = profiles[row.profile_id], channels[row.channel_id]
         company = companies[profile.company_id]
         if not channel.active or channel.unsubscribed_at is not None or profile.paused or not company.active:
-            skipped.append(delivery)
+            skipped.append(row.delivery_id)
             continue
-        item = view(alert, tenders[alert.tender_id], profile.name, company, now)
+        item = view(row, tenders[row.tender_id], profile.name, company, now)
         if profile.frequency == Frequency.INSTANT.value:
-            jobs.append(_Job(channel, company, [delivery], [item], None))
+            jobs.append(_Job(channel, company, [row.delivery_id], [item], None))
             continue
         key = (channel.id or 0, profile.frequency)
         job = digests.get(key)
         if job is None:
             job = digests[key] = _Job(channel, company, [], [], profile.frequency)
             jobs.append(job)
-        job.deliveries.append(delivery)
+        job.deliveries.append(row.delivery_id)
         job.views.append(item)
     return jobs, skipped
 
 
-def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
-    """Rows of ``model`` by primary key, in one query."""
+def _by_id(session: Session, model: Any, ids: set[int], *only: Any) -> dict[int, Any]:
+    """Rows of ``model`` by primary key, in one query; ``only`` these columns when given (a profile's
+    JSON keyword lists are not needed to send its alerts)."""
     if not ids:
         return {}
-    return {row.id: row for row in session.exec(select(model).where(col(model.id).in_(sorted(ids))))}
+    query = select(model).where(col(model.id).in_(sorted(ids)))
+    if only:
+        query = query.options(load_only(*(_orm(c) for c in only)))
+    return {row.id: row for row in session.exec(query)}
+
+
+def _orm(attribute: Any) -> Any:
+    """A model attribute for loader options (SQLModel types class attributes as their values)."""
+    return attribute
 
 
 def _message(job: _Job) -> Message:
@@ -216,16 +248,16 @@ def _message(job: _Job) -> Message:
 
 @dataclass
 class _Outcomes:
-    """Outcomes of sends not recorded yet: delivery ids sent, deliveries failed with their error."""
+    """Outcomes of sends not recorded yet: ids of deliveries sent, and of those failed with their error."""
 
     sent: list[int] = field(default_factory=list)
-    failed: list[tuple[Delivery, str]] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
     messages: int = 0
 
-    def add(self, deliveries: list[Delivery], error: str | None) -> None:
+    def add(self, deliveries: list[int], error: str | None) -> None:
         self.messages += 1
         if error is None:
-            self.sent.extend(d.id for d in deliveries if d.id is not None)
+            self.sent.extend(deliveries)
         else:
             self.failed.extend((d, error) for d in deliveries)
 
@@ -247,10 +279,10 @@ def _record(engine: Engine, outcomes: _Outcomes, now: datetime) -> DispatchRepor
             for i in _mark_sent(session, outcomes.sent, now)
         ]
         report.sent = len(attempts)
-        for delivery, error in outcomes.failed:
-            status = _mark_failed(session, delivery, now, error)
+        for delivery_id, error in outcomes.failed:
+            status = _mark_failed(session, delivery_id, now, error)
             if status is not None:
-                attempts.append({"delivery_id": delivery.id, "at": now, "ok": False, "error": error})
+                attempts.append({"delivery_id": delivery_id, "at": now, "ok": False, "error": error})
                 setattr(report, status, getattr(report, status) + 1)
         if attempts:
             session.execute(insert(DeliveryAttempt), attempts)
@@ -278,10 +310,9 @@ def _mark_sent(session: Session, ids: list[int], now: datetime) -> list[int]:
     return [row[0] for row in result]
 
 
-def _mark_failed(session: Session, delivery: Delivery, now: datetime, error: str) -> str | None:
+def _mark_failed(session: Session, delivery_id: int, now: datetime, error: str) -> str | None:
     """Back off (``failed``) or give up (``dead``); the status set, or None when the row is gone."""
-    assert delivery.id is not None
-    row = session.get(Delivery, delivery.id, with_for_update=session.get_bind().dialect.name == "postgresql")
+    row = session.get(Delivery, delivery_id, with_for_update=session.get_bind().dialect.name == "postgresql")
     if row is None:
         return None
     row.attempts += 1
@@ -297,13 +328,13 @@ def _mark_failed(session: Session, delivery: Delivery, now: datetime, error: str
     return row.status
 
 
-def _skip(engine: Engine, deliveries: list[Delivery]) -> int:
+def _skip(engine: Engine, deliveries: list[int]) -> int:
     if not deliveries:
         return 0
     with Session(engine) as session, session.begin():
         session.execute(
             update(Delivery)
-            .where(col(Delivery.id).in_([d.id for d in deliveries]))
+            .where(col(Delivery.id).in_(deliveries))
             .values(status=DeliveryStatus.SKIPPED.value, claimed_by=None, claimed_at=None)
             .execution_options(synchronize_session=False)
         )
