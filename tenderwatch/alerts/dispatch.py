@@ -165,6 +165,21 @@ class _Job:
     period: str | None  # None = instant, else "daily" / "weekly"
 
 
+#: What :func:`~tenderwatch.alerts.render.view` reads of a tender (not its description or raw record).
+VIEW_TENDER_COLUMNS = (
+    Tender.title,
+    Tender.buyer,
+    Tender.source,
+    Tender.reference,
+    Tender.deadline_at,
+    Tender.deadline_date,
+    Tender.value_min,
+    Tender.value_max,
+    Tender.currency,
+    Tender.url,
+)
+
+
 def _load(session: Session, ids: Sequence[int], now: datetime) -> tuple[list[_Job], list[int]]:
     """The claim's deliveries with their alerts' columns in one query (plain rows: no ORM objects for
     thousands of deliveries), then each tender, profile, company and channel they refer to, once."""
@@ -179,7 +194,7 @@ def _load(session: Session, ids: Sequence[int], now: datetime) -> tuple[list[_Jo
         .where(col(Delivery.id).in_(list(ids)))
         .order_by(col(Delivery.id))
     ).all()
-    tenders = _by_id(session, Tender, {row.tender_id for row in rows})
+    tenders = _by_id(session, Tender, {row.tender_id for row in rows}, *VIEW_TENDER_COLUMNS)
     profiles = _by_id(
         session,
         Profile,
