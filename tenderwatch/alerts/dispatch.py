@@ -96,13 +96,19 @@ def claim(engine: Engine, token: str, now: datetime, batch: int) -> list[int]:
     each) up to ``batch`` deliveries in all. The claiming ``UPDATE`` is guarded by the claimable condition,
     so a delivery is never claimed twice (SQLite relies on that guard alone).
     """
+    return _claim(engine, token, now, batch, after=0)[0]
+
+
+def _claim(engine: Engine, token: str, now: datetime, batch: int, after: int) -> tuple[list[int], int]:
+    """:func:`claim` among channels with an id above ``after``; also returns the last channel taken, so a
+    round resumes there instead of re-checking every channel it has already served (quadratic)."""
     with Session(engine) as session, session.begin():
-        channels = _due_channels(session, now, batch)
+        channels = _due_channels(session, now, batch, after)
         if not channels:
-            return []
-        ids = _pick(session, channels, now, batch)
+            return [], after
+        ids, last = _pick(session, channels, now, batch, after)
         if not ids:
-            return []
+            return [], after
         session.execute(
             update(Delivery)
             .where(col(Delivery.id).in_(ids), _claimable(now))  # the guard: someone may have claimed first
@@ -116,21 +122,27 @@ def claim(engine: Engine, token: str, now: datetime, batch: int) -> list[int]:
                 Delivery.status == DeliveryStatus.SENDING.value,
             )
         ).all()
-    return sorted(i for i in mine if i is not None)
+    return sorted(i for i in mine if i is not None), last
 
 
-def _due_channels(session: Session, now: datetime, limit: int) -> list[int]:
-    """Up to ``limit`` channels with a claimable delivery (locked, skipping locked ones, on PostgreSQL)."""
+def _due_channels(session: Session, now: datetime, limit: int, after: int = 0) -> list[int]:
+    """Up to ``limit`` channels above ``after`` with a claimable delivery (locked, skipping locked ones, on
+    PostgreSQL)."""
     due = exists().where(col(Delivery.channel_id) == col(Channel.id), _claimable(now))
-    query = select(Channel.id).where(due).order_by(col(Channel.id)).limit(max(limit, 1))
+    query = (
+        select(Channel.id).where(col(Channel.id) > after, due).order_by(col(Channel.id)).limit(max(limit, 1))
+    )
     if session.get_bind().dialect.name == "postgresql":
         # NO KEY UPDATE: new deliveries referencing the channel (FOR KEY SHARE) are not blocked
         query = query.with_for_update(skip_locked=True, key_share=True)
     return [i for i in session.exec(query).all() if i is not None]
 
 
-def _pick(session: Session, channels: list[int], now: datetime, batch: int) -> list[int]:
-    """All due digest deliveries of ``channels``, plus instant ones while fewer than ``batch`` are taken."""
+def _pick(
+    session: Session, channels: list[int], now: datetime, batch: int, after: int = 0
+) -> tuple[list[int], int]:
+    """All due digest deliveries of ``channels``, plus instant ones while fewer than ``batch`` are taken;
+    and the last channel whose due deliveries were all taken (``after`` if none)."""
     rows = session.execute(  # streamed: reading stops once the batch is full
         sa_select(col(Delivery.id), col(Delivery.channel_id), col(Profile.frequency))
         .join(Alert, col(Alert.id) == col(Delivery.alert_id))
@@ -140,15 +152,20 @@ def _pick(session: Session, channels: list[int], now: datetime, batch: int) -> l
         .execution_options(yield_per=500)
     )
     taken: list[int] = []
+    last = after
     with rows:
-        for _, group in groupby(rows, key=lambda row: row[1]):
+        for channel, group in groupby(rows, key=lambda row: row[1]):
             if len(taken) >= batch:
                 break
             items = list(group)
             taken.extend(i for i, _, frequency in items if frequency != Frequency.INSTANT.value)
             instant = [i for i, _, frequency in items if frequency == Frequency.INSTANT.value]
-            taken.extend(instant[: max(batch - len(taken), 0)])
-    return taken
+            room = max(batch - len(taken), 0)
+            taken.extend(instant[:room])
+            if len(instant) > room:  # partly taken: the next claim starts with this channel again
+                break
+            last = channel
+    return taken, last
 
 
 # --- loading and grouping --------------------------------------------------------------------------
@@ -383,12 +400,17 @@ def dispatch_pending(
     engine = engine or default_engine()
     report = DispatchReport()
     worker = worker_id or default_worker_id()
+    after = 0  # channels are served in id order; once past the last, one more pass from the start
     with Mailer() as mailer:
         for _ in range(max_batches):
             moment = now or now_utc()
-            ids = claim(engine, f"{worker}:{uuid.uuid4().hex[:8]}", moment, batch)
+            ids, last = _claim(engine, f"{worker}:{uuid.uuid4().hex[:8]}", moment, batch, after)
             if not ids:
-                break
+                if after == 0:
+                    break
+                after = 0
+                continue
+            after = last
             report.add(_dispatch_claimed(engine, ids, moment, mailer))
     if report.claimed:
         log.info(
