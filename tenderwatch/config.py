@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     dispatch_backoff_seconds: int = 60  # first retry after this, then doubling
     dispatch_backoff_max_seconds: int = 6 * 3600
     dispatch_claim_timeout_seconds: int = 600  # must exceed the longest send of one batch
+    # outcomes of this many messages are recorded in one transaction (also at the end of each claim);
+    # a dispatcher killed outright may resend at most this many messages
+    dispatch_record_every: int = 50
 
     # --- web -----------------------------------------------------------------------------------
     web_host: str = "127.0.0.1"

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import quopri
 import re
 import smtplib
 import ssl
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import Compat32
 from email.utils import formataddr, make_msgid, parseaddr
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tenderwatch.config import get_settings
@@ -170,7 +175,8 @@ def scrubbed_apprise_logs(secrets: set[str]) -> Iterator[None]:
 
 @dataclass
 class Message:
-    """One rendered notification: email parts and the Markdown body for apprise channels."""
+    """One rendered notification: email parts and the Markdown body for apprise channels (alerts render
+    only the forms their channel uses; the others are empty)."""
 
     subject: str
     text: str
@@ -239,16 +245,20 @@ def apprise_mailto_url(to: str) -> str:
 
 
 class Mailer:
-    """One SMTP connection for a batch, opened lazily, re-opened once when the server dropped it.
+    """One SMTP connection for a whole dispatch (every batch), opened lazily and re-opened when dropped.
 
-    When the relay cannot be reached at all, the rest of the batch fails fast with the same reason instead
-    of waiting for one connect timeout per message (the deliveries back off and retry later).
+    A send on a connection the server has closed (idle timeout, restart) or is closing (``421``, e.g. a
+    per-connection message limit) is retried once on a fresh connection: the server did not take the
+    message, so this cannot duplicate it. When the relay cannot be reached at all, the rest of the
+    dispatch fails fast with the same reason instead of waiting for one connect timeout per message
+    (the deliveries back off and retry later). ``connections`` counts the connections opened.
     """
 
     def __init__(self) -> None:
         self._smtp: smtplib.SMTP | None = None
         self._cfg: SmtpConfig | None = None
         self._unreachable: str | None = None
+        self.connections = 0
 
     def __enter__(self) -> Mailer:
         return self
@@ -262,27 +272,35 @@ class Mailer:
                 self._smtp.quit()
             self._smtp = None
 
+    def _drop(self) -> None:
+        """Forget a connection the server closed (no QUIT: it would fail or wait for a timeout)."""
+        if self._smtp is not None:
+            with contextlib.suppress(Exception):
+                self._smtp.close()
+            self._smtp = None
+
     def _connect(self, cfg: SmtpConfig) -> smtplib.SMTP:
-        context = ssl.create_default_context()
         smtp: smtplib.SMTP
         try:
             if cfg.implicit_tls:
-                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
+                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=_tls())
             else:
                 smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
         except (OSError, smtplib.SMTPConnectError) as exc:
             self._unreachable = scrub(f"SMTP {cfg.host}:{cfg.port}: {_describe(exc)}", cfg.secrets)
             raise SendError(self._unreachable) from None
+        self.connections += 1
         if not cfg.implicit_tls:
             smtp.ehlo()
             if smtp.has_extn("starttls"):
-                smtp.starttls(context=context)
+                smtp.starttls(context=_tls())
                 smtp.ehlo()
         if cfg.username:
             smtp.login(cfg.username, cfg.password or "")
         return smtp
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, mail: WireMail) -> None:
+        """Send one prepared message; :class:`SendError` (scrubbed) when it was not accepted."""
         if self._unreachable:
             raise SendError(self._unreachable)
         cfg = self._cfg = self._cfg or smtp_config()
@@ -291,15 +309,27 @@ class Mailer:
                 if self._smtp is None:
                     self._smtp = self._connect(cfg)
                 try:
-                    self._smtp.send_message(message)
+                    self._smtp.sendmail(mail.sender, [mail.to], mail.data)
                     return
-                except smtplib.SMTPServerDisconnected:
-                    self._smtp = None
-                    if attempt == 2:
+                except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException) as exc:
+                    if attempt == 2 or not _connection_lost(exc):
                         raise
+                    self._drop()
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
             raise SendError(scrub(f"SMTP {cfg.host}:{cfg.port}: {_describe(exc)}", cfg.secrets)) from None
+
+
+def _connection_lost(exc: smtplib.SMTPException) -> bool:
+    """The server dropped the connection or is closing it (421): the message was not taken."""
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return True
+    return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == 421
+
+
+def _tls() -> ssl.SSLContext:
+    """Built only when TLS is used: loading the CA store costs milliseconds a plain relay never needs."""
+    return ssl.create_default_context()
 
 
 def _describe(exc: BaseException) -> str:
@@ -313,24 +343,73 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def email_message(to: str, message: Message) -> EmailMessage:
-    """multipart/alternative (text + HTML) with RFC 2369/8058 unsubscribe headers."""
+class _WirePolicy(Compat32):
+    """compat32 (headers kept as strings: no header-registry parse and refold, which was a quarter of the
+    dispatcher's CPU) that folds only what must be: an ASCII header stays on one line (a long unsubscribe
+    URL is not pushed to a continuation line), a non-ASCII one becomes folded RFC 2047 UTF-8 words."""
+
+    def fold(self, name: str, value: Any) -> str:
+        if _one_line(name, value):
+            return f"{name}: {value}{self.linesep}"
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if _one_line(name, value):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+def _one_line(name: str, value: Any) -> bool:
+    return isinstance(value, str) and value.isascii() and len(name) + len(value) + 2 <= 998  # RFC 5322
+
+
+#: The wire form: CRLF line ends; bodies are quoted-printable, so 7-bit clean for any relay.
+WIRE_POLICY = _WirePolicy(linesep="\r\n")
+
+
+@dataclass(frozen=True)
+class WireMail:
+    """A message ready for SMTP: envelope sender, recipient and the bytes of the message."""
+
+    sender: str
+    to: str
+    data: bytes
+
+
+def email_message(to: str, message: Message) -> WireMail:
+    """multipart/alternative (text + HTML, UTF-8 quoted-printable) with RFC 2369/8058 unsubscribe headers."""
     settings = get_settings()
-    mail = EmailMessage()
+    # "=_" never occurs in quoted-printable text, so this boundary cannot collide with a part and the
+    # generator's per-message regex search for a free boundary is not needed
+    mail = MIMEMultipart("alternative", boundary=f"=_tw{uuid.uuid4().hex}", policy=WIRE_POLICY)
     name, sender = parseaddr(settings.mail_from)
-    mail["From"] = formataddr((name, sender)) if sender else settings.mail_from
+    mail["From"] = formataddr((name, sender), charset="utf-8") if sender else _header(settings.mail_from)
     mail["To"] = to
-    mail["Subject"] = message.subject
+    mail["Subject"] = _header(message.subject)
     mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     mail["Auto-Submitted"] = "auto-generated"
     if message.unsubscribe_url:
         mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     for key, value in message.headers.items():
-        mail[key] = value
-    mail.set_content(message.text)
-    mail.add_alternative(message.html, subtype="html")
-    return mail
+        mail[key] = _header(value)
+    mail.attach(_text_part(message.text, "plain"))
+    mail.attach(_text_part(message.html, "html"))
+    return WireMail(sender or settings.mail_from, to, mail.as_bytes(policy=WIRE_POLICY))
+
+
+def _header(value: str) -> str:
+    """A header value on one logical line (no CR/LF header injection); :class:`_WirePolicy` encodes it."""
+    return " ".join(value.splitlines())
+
+
+def _text_part(body: str, subtype: str) -> MIMENonMultipart:
+    """UTF-8 quoted-printable (binascii's C encoder), readable and 7-bit safe for any relay."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8", policy=WIRE_POLICY)
+    del part["MIME-Version"]
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(quopri.encodestring(body.encode("utf-8")).decode("ascii"))
+    return part
 
 
 # --- apprise -------------------------------------------------------------------------------------

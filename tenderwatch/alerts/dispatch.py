@@ -1,11 +1,14 @@
 """Dispatch the outbox: claim due deliveries, send them grouped per channel, record every attempt.
 
 Guarantee: **at-least-once, never lost**. A delivery is claimed (``sending``, ``claimed_by``/``claimed_at``)
-in one short transaction, sent, and marked ``sent`` in its own short transaction right after the send. A
-dispatcher that dies between claim and send leaves claims that expire after
-``Settings.dispatch_claim_timeout_seconds`` and are re-claimed; one that dies between a successful send and
-its mark may repeat that one message (or that one digest) — the only duplicate window. Failures back off
-exponentially; after ``Settings.max_attempts`` a delivery is ``dead``: shown and retriable, never dropped.
+in one short transaction, sent, and its outcome recorded (status plus one ``delivery_attempt`` row) in a
+short transaction shared by the messages sent since the last one: after every
+``Settings.dispatch_record_every`` messages, at the end of each claim, and whenever the round stops on an
+exception. A dispatcher that dies between claim and send leaves claims that expire after
+``Settings.dispatch_claim_timeout_seconds`` and are re-claimed; one killed outright (no exception handler
+runs) between a successful send and its record may repeat the messages sent since the last record — at
+most ``dispatch_record_every`` — the only duplicate window. Failures back off exponentially; after
+``Settings.max_attempts`` a delivery is ``dead``: shown and retriable, never dropped.
 
 Claiming is ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several dispatchers share the work without
 sending anything twice; on SQLite (one writer at a time) an ``UPDATE`` guarded by the claimable condition
@@ -24,8 +27,9 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, or_, update
+from sqlalchemy import Engine, and_, exists, insert, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 
 from tenderwatch.alerts.channels import Mailer, Message, SendError, scrub, secrets_of, send_to_channel
@@ -92,13 +96,19 @@ def claim(engine: Engine, token: str, now: datetime, batch: int) -> list[int]:
     each) up to ``batch`` deliveries in all. The claiming ``UPDATE`` is guarded by the claimable condition,
     so a delivery is never claimed twice (SQLite relies on that guard alone).
     """
+    return _claim(engine, token, now, batch, after=0)[0]
+
+
+def _claim(engine: Engine, token: str, now: datetime, batch: int, after: int) -> tuple[list[int], int]:
+    """:func:`claim` among channels with an id above ``after``; also returns the last channel taken, so a
+    round resumes there instead of re-checking every channel it has already served (quadratic)."""
     with Session(engine) as session, session.begin():
-        channels = _due_channels(session, now, batch)
+        channels = _due_channels(session, now, batch, after)
         if not channels:
-            return []
-        ids = _pick(session, channels, now, batch)
+            return [], after
+        ids, last = _pick(session, channels, now, batch, after)
         if not ids:
-            return []
+            return [], after
         session.execute(
             update(Delivery)
             .where(col(Delivery.id).in_(ids), _claimable(now))  # the guard: someone may have claimed first
@@ -112,37 +122,50 @@ def claim(engine: Engine, token: str, now: datetime, batch: int) -> list[int]:
                 Delivery.status == DeliveryStatus.SENDING.value,
             )
         ).all()
-    return sorted(i for i in mine if i is not None)
+    return sorted(i for i in mine if i is not None), last
 
 
-def _due_channels(session: Session, now: datetime, limit: int) -> list[int]:
-    """Up to ``limit`` channels with a claimable delivery (locked, skipping locked ones, on PostgreSQL)."""
+def _due_channels(session: Session, now: datetime, limit: int, after: int = 0) -> list[int]:
+    """Up to ``limit`` channels above ``after`` with a claimable delivery (locked, skipping locked ones, on
+    PostgreSQL)."""
     due = exists().where(col(Delivery.channel_id) == col(Channel.id), _claimable(now))
-    query = select(Channel.id).where(due).order_by(col(Channel.id)).limit(max(limit, 1))
+    query = (
+        select(Channel.id).where(col(Channel.id) > after, due).order_by(col(Channel.id)).limit(max(limit, 1))
+    )
     if session.get_bind().dialect.name == "postgresql":
         # NO KEY UPDATE: new deliveries referencing the channel (FOR KEY SHARE) are not blocked
         query = query.with_for_update(skip_locked=True, key_share=True)
     return [i for i in session.exec(query).all() if i is not None]
 
 
-def _pick(session: Session, channels: list[int], now: datetime, batch: int) -> list[int]:
-    """All due digest deliveries of ``channels``, plus instant ones while fewer than ``batch`` are taken."""
-    rows = session.execute(
+def _pick(
+    session: Session, channels: list[int], now: datetime, batch: int, after: int = 0
+) -> tuple[list[int], int]:
+    """All due digest deliveries of ``channels``, plus instant ones while fewer than ``batch`` are taken;
+    and the last channel whose due deliveries were all taken (``after`` if none)."""
+    rows = session.execute(  # streamed: reading stops once the batch is full
         sa_select(col(Delivery.id), col(Delivery.channel_id), col(Profile.frequency))
         .join(Alert, col(Alert.id) == col(Delivery.alert_id))
         .join(Profile, col(Profile.id) == col(Alert.profile_id))
         .where(col(Delivery.channel_id).in_(channels), _claimable(now))
         .order_by(col(Delivery.channel_id), col(Delivery.id))
-    ).all()
+        .execution_options(yield_per=500)
+    )
     taken: list[int] = []
-    for _, group in groupby(rows, key=lambda row: row[1]):
-        if len(taken) >= batch:
-            break
-        items = list(group)
-        taken.extend(i for i, _, frequency in items if frequency != Frequency.INSTANT.value)
-        instant = [i for i, _, frequency in items if frequency == Frequency.INSTANT.value]
-        taken.extend(instant[: max(batch - len(taken), 0)])
-    return taken
+    last = after
+    with rows:
+        for channel, group in groupby(rows, key=lambda row: row[1]):
+            if len(taken) >= batch:
+                break
+            items = list(group)
+            taken.extend(i for i, _, frequency in items if frequency != Frequency.INSTANT.value)
+            instant = [i for i, _, frequency in items if frequency == Frequency.INSTANT.value]
+            room = max(batch - len(taken), 0)
+            taken.extend(instant[:room])
+            if len(instant) > room:  # partly taken: the next claim starts with this channel again
+                break
+            last = channel
+    return taken, last
 
 
 # --- loading and grouping --------------------------------------------------------------------------
@@ -150,45 +173,100 @@ def _pick(session: Session, channels: list[int], now: datetime, batch: int) -> l
 
 @dataclass
 class _Job:
-    """Deliveries that become one message: one (instant) or all due digest items of a channel."""
+    """Deliveries (ids) that become one message: one (instant) or all due digest items of a channel."""
 
     channel: Channel
     company: Company
-    deliveries: list[Delivery]
+    deliveries: list[int]
     views: list[AlertView]
     period: str | None  # None = instant, else "daily" / "weekly"
 
 
-def _load(session: Session, ids: Sequence[int], now: datetime) -> tuple[list[_Job], list[Delivery]]:
+#: What :func:`~tenderwatch.alerts.render.view` reads of a tender (not its description or raw record).
+VIEW_TENDER_COLUMNS = (
+    Tender.title,
+    Tender.buyer,
+    Tender.source,
+    Tender.reference,
+    Tender.deadline_at,
+    Tender.deadline_date,
+    Tender.value_min,
+    Tender.value_max,
+    Tender.currency,
+    Tender.url,
+)
+
+
+def _load(session: Session, ids: Sequence[int], now: datetime) -> tuple[list[_Job], list[int]]:
+    """The claim's deliveries with their alerts' columns in one query (plain rows: no ORM objects for
+    thousands of deliveries), then each tender, profile, company and channel they refer to, once."""
     rows = session.execute(
-        sa_select(Delivery, Alert, Tender, Profile, Company, Channel)
+        sa_select(
+            col(Delivery.id).label("delivery_id"),
+            col(Delivery.channel_id),
+            *(col(c) for c in (Alert.id, Alert.profile_id, Alert.tender_id, Alert.kind, Alert.version)),
+            col(Alert.reasons),
+        )
         .join(Alert, col(Alert.id) == col(Delivery.alert_id))
-        .join(Tender, col(Tender.id) == col(Alert.tender_id))
-        .join(Profile, col(Profile.id) == col(Alert.profile_id))
-        .join(Company, col(Company.id) == col(Profile.company_id))
-        .join(Channel, col(Channel.id) == col(Delivery.channel_id))
         .where(col(Delivery.id).in_(list(ids)))
         .order_by(col(Delivery.id))
     ).all()
+    tenders = _by_id(session, Tender, {row.tender_id for row in rows}, *VIEW_TENDER_COLUMNS)
+    profiles = _by_id(
+        session,
+        Profile,
+        {row.profile_id for row in rows},
+        Profile.name,
+        Profile.paused,
+        Profile.frequency,
+        Profile.company_id,
+    )
+    companies = _by_id(
+        session,
+        Company,
+        {profile.company_id for profile in profiles.values()},
+        Company.name,
+        Company.timezone,
+        Company.active,
+    )
+    channels = _by_id(session, Channel, {row.channel_id for row in rows})
     jobs: list[_Job] = []
     digests: dict[tuple[int, str], _Job] = {}
-    skipped: list[Delivery] = []
-    for delivery, alert, tender, profile, company, channel in rows:
+    skipped: list[int] = []
+    for row in rows:
+        profile, channel = profiles[row.profile_id], channels[row.channel_id]
+        company = companies[profile.company_id]
         if not channel.active or channel.unsubscribed_at is not None or profile.paused or not company.active:
-            skipped.append(delivery)
+            skipped.append(row.delivery_id)
             continue
-        item = view(alert, tender, profile.name, company, now)
+        item = view(row, tenders[row.tender_id], profile.name, company, now)
         if profile.frequency == Frequency.INSTANT.value:
-            jobs.append(_Job(channel, company, [delivery], [item], None))
+            jobs.append(_Job(channel, company, [row.delivery_id], [item], None))
             continue
         key = (channel.id or 0, profile.frequency)
         job = digests.get(key)
         if job is None:
             job = digests[key] = _Job(channel, company, [], [], profile.frequency)
             jobs.append(job)
-        job.deliveries.append(delivery)
+        job.deliveries.append(row.delivery_id)
         job.views.append(item)
     return jobs, skipped
+
+
+def _by_id(session: Session, model: Any, ids: set[int], *only: Any) -> dict[int, Any]:
+    """Rows of ``model`` by primary key, in one query; ``only`` these columns when given (a profile's
+    JSON keyword lists are not needed to send its alerts)."""
+    if not ids:
+        return {}
+    query = select(model).where(col(model.id).in_(sorted(ids)))
+    if only:
+        query = query.options(load_only(*(_orm(c) for c in only)))
+    return {row.id: row for row in session.exec(query)}
+
+
+def _orm(attribute: Any) -> Any:
+    """A model attribute for loader options (SQLModel types class attributes as their values)."""
+    return attribute
 
 
 def _message(job: _Job) -> Message:
@@ -200,45 +278,95 @@ def _message(job: _Job) -> Message:
 # --- recording outcomes ----------------------------------------------------------------------------
 
 
-def _record(engine: Engine, deliveries: list[Delivery], now: datetime, error: str | None) -> DispatchReport:
-    """One short transaction per outcome: sent, or failed with back-off, or dead after max attempts."""
+@dataclass
+class _Outcomes:
+    """Outcomes of sends not recorded yet: ids of deliveries sent, and of those failed with their error."""
+
+    sent: list[int] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    messages: int = 0
+
+    def add(self, deliveries: list[int], error: str | None) -> None:
+        self.messages += 1
+        if error is None:
+            self.sent.extend(deliveries)
+        else:
+            self.failed.extend((d, error) for d in deliveries)
+
+    def take(self) -> _Outcomes:
+        taken = _Outcomes(self.sent, self.failed, self.messages)
+        self.sent, self.failed, self.messages = [], [], 0
+        return taken
+
+
+def _record(engine: Engine, outcomes: _Outcomes, now: datetime) -> DispatchReport:
+    """One short transaction for several messages: every sent delivery in one ``UPDATE … WHERE id IN``,
+    failed ones row by row (their back-off depends on their own attempts), one attempt row each."""
     report = DispatchReport()
-    max_attempts = get_settings().max_attempts
+    if not outcomes.sent and not outcomes.failed:
+        return report
     with Session(engine) as session, session.begin():
-        for delivery in deliveries:
-            assert delivery.id is not None
-            row = session.get(Delivery, delivery.id, with_for_update=engine.dialect.name == "postgresql")
-            if row is None:
-                continue
-            row.attempts += 1
-            row.claimed_by = None
-            row.claimed_at = None
-            session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, ok=error is None, error=error))
-            if error is None:
-                row.status = DeliveryStatus.SENT.value
-                row.sent_at = now
-                row.last_error = None
-                report.sent += 1
-            elif row.attempts >= max_attempts:
-                row.status = DeliveryStatus.DEAD.value
-                row.last_error = error
-                report.dead += 1
-            else:
-                row.status = DeliveryStatus.FAILED.value
-                row.last_error = error
-                row.next_attempt_at = now + backoff(row.attempts)
-                report.failed += 1
-            session.add(row)
+        attempts: list[dict[str, Any]] = [
+            {"delivery_id": i, "at": now, "ok": True, "error": None}
+            for i in _mark_sent(session, outcomes.sent, now)
+        ]
+        report.sent = len(attempts)
+        for delivery_id, error in outcomes.failed:
+            status = _mark_failed(session, delivery_id, now, error)
+            if status is not None:
+                attempts.append({"delivery_id": delivery_id, "at": now, "ok": False, "error": error})
+                setattr(report, status, getattr(report, status) + 1)
+        if attempts:
+            session.execute(insert(DeliveryAttempt), attempts)
     return report
 
 
-def _skip(engine: Engine, deliveries: list[Delivery]) -> int:
+def _mark_sent(session: Session, ids: list[int], now: datetime) -> list[int]:
+    """Mark ``ids`` sent; returns those that still exist (a delivery may have been deleted meanwhile)."""
+    if not ids:
+        return []
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(ids))
+        .values(
+            status=DeliveryStatus.SENT.value,
+            attempts=col(Delivery.attempts) + 1,
+            sent_at=now,
+            last_error=None,
+            claimed_by=None,
+            claimed_at=None,
+        )
+        .returning(col(Delivery.id))
+        .execution_options(synchronize_session=False)
+    )
+    return [row[0] for row in result]
+
+
+def _mark_failed(session: Session, delivery_id: int, now: datetime, error: str) -> str | None:
+    """Back off (``failed``) or give up (``dead``); the status set, or None when the row is gone."""
+    row = session.get(Delivery, delivery_id, with_for_update=session.get_bind().dialect.name == "postgresql")
+    if row is None:
+        return None
+    row.attempts += 1
+    row.claimed_by = None
+    row.claimed_at = None
+    row.last_error = error
+    if row.attempts >= get_settings().max_attempts:
+        row.status = DeliveryStatus.DEAD.value
+    else:
+        row.status = DeliveryStatus.FAILED.value
+        row.next_attempt_at = now + backoff(row.attempts)
+    session.add(row)
+    return row.status
+
+
+def _skip(engine: Engine, deliveries: list[int]) -> int:
     if not deliveries:
         return 0
     with Session(engine) as session, session.begin():
         session.execute(
             update(Delivery)
-            .where(col(Delivery.id).in_([d.id for d in deliveries]))
+            .where(col(Delivery.id).in_(deliveries))
             .values(status=DeliveryStatus.SKIPPED.value, claimed_by=None, claimed_at=None)
             .execution_options(synchronize_session=False)
         )
@@ -272,12 +400,17 @@ def dispatch_pending(
     engine = engine or default_engine()
     report = DispatchReport()
     worker = worker_id or default_worker_id()
+    after = 0  # channels are served in id order; once past the last, one more pass from the start
     with Mailer() as mailer:
         for _ in range(max_batches):
             moment = now or now_utc()
-            ids = claim(engine, f"{worker}:{uuid.uuid4().hex[:8]}", moment, batch)
+            ids, last = _claim(engine, f"{worker}:{uuid.uuid4().hex[:8]}", moment, batch, after)
             if not ids:
-                break
+                if after == 0:
+                    break
+                after = 0
+                continue
+            after = last
             report.add(_dispatch_claimed(engine, ids, moment, mailer))
     if report.claimed:
         log.info(
@@ -297,15 +430,21 @@ def _dispatch_claimed(engine: Engine, ids: list[int], now: datetime, mailer: Mai
     with Session(engine, expire_on_commit=False) as session:
         jobs, skipped = _load(session, ids, now)
     report.skipped += _skip(engine, skipped)
-    for job in jobs:
-        error = _send(job, mailer)
-        outcome = _record(engine, job.deliveries, now, error)
-        if error is None:
-            report.messages += 1
-        else:
-            report.errors.append(error)
-            log.warning("delivery to channel %s failed: %s", job.channel.id, error)
-        report.add(outcome)
+    every = max(get_settings().dispatch_record_every, 1)
+    outcomes = _Outcomes()
+    try:
+        for job in jobs:
+            error = _send(job, mailer)
+            outcomes.add(job.deliveries, error)
+            if error is None:
+                report.messages += 1
+            else:
+                report.errors.append(error)
+                log.warning("delivery to channel %s failed: %s", job.channel.id, error)
+            if outcomes.messages >= every:
+                report.add(_record(engine, outcomes.take(), now))
+    finally:  # also when the round dies (SystemExit, KeyboardInterrupt…): what was sent is recorded
+        report.add(_record(engine, outcomes.take(), now))
     return report
 
 

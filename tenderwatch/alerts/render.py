@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -21,7 +21,7 @@ from tenderwatch.alerts.channels import Message
 from tenderwatch.alerts.matching import days_left
 from tenderwatch.dates import now_utc
 from tenderwatch.storage.models import Tender
-from tenderwatch.storage.outbox import Alert, AlertKind
+from tenderwatch.storage.outbox import AlertKind
 from tenderwatch.storage.subscriptions import Channel, Company
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -95,7 +95,23 @@ def value_text(tender: Tender) -> str | None:
     return f"{(low if low is not None else high):,.0f}{currency}"
 
 
-def view(alert: Alert, tender: Tender, profile_name: str, company: Company, now: datetime) -> AlertView:
+class AlertFields(Protocol):
+    """What :func:`view` reads of an alert: an :class:`Alert`, or a row of those columns (the dispatcher
+    reads thousands per claim without building ORM objects)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def profile_id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def reasons(self) -> list[str]: ...
+
+
+def view(alert: AlertFields, tender: Tender, profile_name: str, company: Company, now: datetime) -> AlertView:
     zone = ZoneInfo(company.timezone)
     left = days_left(tender, now)
     feedback = tokens.sign("feedback", {"alert": alert.id, "profile": alert.profile_id, "tender": tender.id})
@@ -143,14 +159,18 @@ def _render(
         "digest": digest,
         "unsubscribe_url": unsubscribe,
     }
-    env = environment()
     return Message(
         subject=subject,
-        text=env.get_template("alert.txt").render(context),
-        html=env.get_template("alert.html").render(context),
-        markdown=env.get_template("alert.md").render(context),
+        text=_template("alert.txt", context, channel.kind == "email"),
+        html=_template("alert.html", context, channel.kind == "email"),
+        markdown=_template("alert.md", context, channel.kind != "email"),
         unsubscribe_url=unsubscribe,
     )
+
+
+def _template(name: str, context: dict[str, Any], used: bool) -> str:
+    """Only the forms the channel sends are rendered (email: text + HTML; apprise: Markdown)."""
+    return environment().get_template(name).render(context) if used else ""
 
 
 def render_instant(item: AlertView, channel: Channel, company: Company) -> Message:

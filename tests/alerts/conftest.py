@@ -34,6 +34,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.port = free_port()
         self.messages: list[EmailMessage] = []
+        self.peers: list[tuple[str, int]] = []  # the client address of each message: one per connection
         self.controller: Controller | None = None
         self.lock = threading.Lock()
 
@@ -42,6 +43,7 @@ class SmtpSink:
         assert isinstance(parsed, EmailMessage)
         with self.lock:
             self.messages.append(parsed)
+            self.peers.append(tuple(session.peer))
         return "250 OK"
 
     def start(self) -> SmtpSink:
