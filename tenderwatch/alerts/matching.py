@@ -314,31 +314,95 @@ def match_prepared(prepared: PreparedTender, profile: CompiledProfile, *, now: d
     return Decision(True, reasons)
 
 
+#: the compiled fields that decide a match (all but the profile itself)
+_CONDITION_FIELDS = tuple(name for name in CompiledProfile.__dataclass_fields__ if name != "profile")
+
+
+def conditions_of(profile: CompiledProfile) -> tuple[Any, ...]:
+    """Profiles with equal conditions get equal decisions (reasons included: phrases keep their text)."""
+    return tuple(getattr(profile, name) for name in _CONDITION_FIELDS)
+
+
+def _index_keys(rule: CompiledProfile) -> list[str] | None:
+    """Keys of which a tender must have one for ``rule`` to match (``[]``: it can never match), taken from
+    the most selective condition the rule has; ``None`` when no condition is indexable."""
+    if rule.keywords:  # any-of phrases: the first stem of one of them must occur in the text
+        return [f"w:{first}" for first in dict.fromkeys(p.stems[0] for p in rule.keywords if p.stems)]
+    if rule.cpv_prefixes:  # a tender CPV code must start with one of the prefixes
+        return [f"c:{prefix}" for prefix in dict.fromkeys(rule.cpv_prefixes)]
+    if rule.sources:
+        return [f"s:{source}" for source in dict.fromkeys(rule.sources)]
+    if rule.categories:  # in the tender's categories, or scored (with a threshold): a score is needed
+        return [f"k:{name}" for name in dict.fromkeys(rule.categories)]
+    if rule.statuses:
+        return [f"t:{status}" for status in dict.fromkeys(rule.statuses)]
+    return None
+
+
+def _tender_keys(tender: PreparedTender) -> set[str]:
+    """Every index key ``tender`` has (see :func:`_index_keys`)."""
+    keys = {f"w:{stem_}" for stem_ in tender.positions}
+    keys.update(f"c:{digits[:size]}" for digits in tender.cpv_digits for size in range(1, len(digits) + 1))
+    keys.add(f"s:{tender.tender.source}")
+    keys.update(f"k:{name}" for name in (*tender.categories, *tender.scores))
+    keys.add(f"t:{tender.tender.status}")
+    return keys
+
+
 class ProfileIndex:
-    """Profiles indexed by the first stem of each keyword, so a tender is only tested against the profiles
-    that can match it: those with a keyword whose first word occurs in its text, and those without
-    keywords. Every other profile would fail with "no keyword found" (or an earlier condition)."""
+    """Profiles grouped into *rules* (distinct conditions) and rules indexed by a key a tender must have for
+    them to match, so a tender is only tested against candidate rules, each once for all its profiles.
+
+    A rule is filed under its keywords' first stems, else its CPV prefixes, sources, categories or
+    statuses (every compiled profile has statuses, so ``always`` only holds what has none of these). The
+    index holds one entry per (rule, key): a few tens of thousands of small ints for 10 000 profiles.
+    """
 
     def __init__(self, profiles: Sequence[CompiledProfile]) -> None:
         self.profiles = list(profiles)
-        self.without_keywords: list[int] = []
-        self.by_stem: dict[str, list[int]] = {}
-        for index, profile in enumerate(self.profiles):
-            if not profile.keywords:
-                self.without_keywords.append(index)
-                continue
-            for first in {phrase.stems[0] for phrase in profile.keywords if phrase.stems}:
-                self.by_stem.setdefault(first, []).append(index)
+        self.rules: list[CompiledProfile] = []
+        self.members: list[list[int]] = []  # rule → positions of its profiles in ``profiles``
+        self.always: list[int] = []  # rules with no indexable condition
+        self.by_key: dict[str, list[int]] = {}
+        numbers: dict[tuple[Any, ...], int] = {}
+        for position, profile in enumerate(self.profiles):
+            key = conditions_of(profile)
+            rule = numbers.get(key)
+            if rule is None:
+                rule = numbers[key] = len(self.rules)
+                self.rules.append(profile)
+                self.members.append([])
+                self._file(rule, profile)
+            self.members[rule].append(position)
+
+    def _file(self, rule: int, profile: CompiledProfile) -> None:
+        keys = _index_keys(profile)
+        if keys is None:
+            self.always.append(rule)
+        for key in keys or ():
+            self.by_key.setdefault(key, []).append(rule)
+
+    def candidate_rules(self, tender: PreparedTender) -> list[int]:
+        """Rules worth a full :func:`match_prepared` for ``tender``, in rule order."""
+        found = set(self.always)
+        for key in _tender_keys(tender):
+            rules = self.by_key.get(key)
+            if rules:
+                found.update(rules)
+        return sorted(found)
 
     def candidates(self, tender: PreparedTender) -> list[int]:
-        """Indexes (in profile order) of the profiles worth a full :func:`match_prepared`."""
-        found = set(self.without_keywords)
-        stems, index = tender.positions, self.by_stem
-        small, large = (stems, index) if len(stems) < len(index) else (index, stems)
-        for stem_ in small:
-            if stem_ in large:
-                found.update(index[stem_])
-        return sorted(found)
+        """Positions (in profile order) of the profiles worth a full :func:`match_prepared`."""
+        return sorted(p for rule in self.candidate_rules(tender) for p in self.members[rule])
+
+    def matches(self, tender: PreparedTender, now: datetime) -> dict[int, Decision]:
+        """Profile position → decision, for every profile that matches ``tender`` (one decision per rule)."""
+        found: dict[int, Decision] = {}
+        for rule in self.candidate_rules(tender):
+            decision = match_prepared(tender, self.rules[rule], now=now)
+            if decision.matched:
+                found.update(dict.fromkeys(self.members[rule], decision))
+        return found
 
 
 # --- preview for the web admin ---------------------------------------------------------------------
@@ -532,16 +596,17 @@ AlertKey = tuple[int, int, str, int]  # (profile, tender, kind, version): alert'
 class _PlannedAlert:
     event_id: int
     subscriber: _Subscriber
-    row: dict[str, Any]
+    reasons: list[str]  # shared by every profile of a rule: serialised once per insert
+    diff: dict[str, Any]
 
 
 class _Batch:
-    """The alerts one ``match_new_events`` call will insert, deduplicated on their unique key."""
+    """Alerts planned but not inserted yet, deduplicated on their unique key; :func:`match_new_events`
+    inserts and clears it every :data:`FLUSH_ALERTS` alerts so memory does not grow with the batch."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
         self.planned: dict[AlertKey, _PlannedAlert] = {}
-        self.by_tender: dict[int, set[int]] = {}
 
     def add(
         self,
@@ -557,23 +622,8 @@ class _Batch:
         profile_id = subscriber.profile.id
         assert profile_id is not None
         key = (profile_id, tender_id, kind, version)
-        if key in self.planned:  # the same alert derived twice in one batch: the first one wins
-            return
-        row = {
-            "profile_id": profile_id,
-            "tender_id": tender_id,
-            "kind": kind,
-            "version": version,
-            "reasons": reasons,
-            "diff": diff or {},
-            "created_at": self.now,
-        }
-        self.planned[key] = _PlannedAlert(event_id, subscriber, row)
-        self.by_tender.setdefault(tender_id, set()).add(profile_id)
-
-    def profiles_of(self, tender_id: int) -> set[int]:
-        """Profiles with an alert about ``tender_id`` planned in this batch."""
-        return self.by_tender.get(tender_id, set())
+        if key not in self.planned:  # the same alert derived twice in one batch: the first one wins
+            self.planned[key] = _PlannedAlert(event_id, subscriber, reasons, diff or {})
 
 
 def _load_tenders(session: Session, events: Sequence[TenderEvent]) -> dict[int, Tender]:
@@ -604,7 +654,11 @@ def _alerted_profiles(session: Session, tender_ids: Iterable[int]) -> dict[int, 
 
 
 class _Matcher:
-    """Plans the alerts of a batch of events: every profile compiled once, every tender prepared once."""
+    """Plans the alerts of a batch of events: profiles compiled and indexed once, every tender prepared once.
+
+    ``alerted`` holds, for the logical tenders that have a later (changed, cancelled…) event in the batch,
+    the profiles already alerted about them; only those events read it, so other tenders are not tracked.
+    """
 
     def __init__(self, subscribers: list[_Subscriber], alerted: dict[int, set[int]], now: datetime) -> None:
         self.subscribers = subscribers
@@ -615,45 +669,48 @@ class _Matcher:
 
     def plan(self, batch: _Batch, event: TenderEvent, tender: Tender, logical_id: int) -> None:
         assert event.id is not None
-        prepared = prepare_tender(tender)
-        alerted = self.alerted.setdefault(logical_id, set())
-        chosen = set(self.index.candidates(prepared))
+        matched = self.index.matches(prepare_tender(tender), self.now)
+        told: set[int] = set()
         if event.kind != EventKind.NEW:
-            chosen.update(self.position[p] for p in alerted if p in self.position)
-        significant = {k: v for k, v in (event.diff or {}).items() if k in SIGNIFICANT_FIELDS}
-        for position in sorted(chosen):
+            told = {self.position[p] for p in self.alerted.get(logical_id, ()) if p in self.position}
+        change = self._change(event) if told else None
+        planned: list[int] = []
+        for position in sorted(told.union(matched)):
             subscriber = self.subscribers[position]
-            profile_id = subscriber.profile.id or 0
-            if event.kind != EventKind.NEW and profile_id in alerted:
-                if event.kind == EventKind.CHANGED and not is_worth_telling(significant):
+            if position in told:
+                if change is None:
                     continue
-                changes = describe_changes(significant)
-                if event.kind == EventKind.CANCELLED:
-                    changes = ["call cancelled", *[c for c in changes if not c.startswith("status")]]
-                batch.add(
-                    event.id,
-                    subscriber,
-                    tender_id=logical_id,
-                    kind=event.kind,
-                    version=event.id,
-                    reasons=changes,
-                    diff=significant,
-                )
-                continue
-            # first time this profile hears of the call: a "new" alert, whatever the event was
-            decision = match_prepared(prepared, self.index.profiles[position], now=self.now)
-            if decision.matched:
-                batch.add(
-                    event.id,
-                    subscriber,
-                    tender_id=logical_id,
-                    kind=AlertKind.NEW.value,
-                    version=1,
-                    reasons=decision.reasons,
-                )
-        # later events of this batch see these profiles as alerted (as a per-alert flush used to)
-        alerted.update(batch.profiles_of(logical_id))
+                kind, version, reasons, diff = event.kind, event.id, *change
+            else:  # first time this profile hears of the call: a "new" alert, whatever the event was
+                kind, version, reasons, diff = AlertKind.NEW.value, 1, matched[position].reasons, {}
+            batch.add(
+                event.id,
+                subscriber,
+                tender_id=logical_id,
+                kind=kind,
+                version=version,
+                reasons=reasons,
+                diff=diff,
+            )
+            planned.append(subscriber.profile.id or 0)
+        if logical_id in self.alerted:  # later events of this batch see these profiles as alerted
+            self.alerted[logical_id].update(planned)
 
+    @staticmethod
+    def _change(event: TenderEvent) -> tuple[list[str], dict[str, Any]] | None:
+        """The reasons and diff of a change alert for ``event`` (``None``: not worth telling)."""
+        significant = {k: v for k, v in (event.diff or {}).items() if k in SIGNIFICANT_FIELDS}
+        if event.kind == EventKind.CHANGED and not is_worth_telling(significant):
+            return None
+        changes = describe_changes(significant)
+        if event.kind == EventKind.CANCELLED:
+            changes = ["call cancelled", *[c for c in changes if not c.startswith("status")]]
+        return changes, significant
+
+
+#: planned alerts held in memory before they are inserted (a batch of 5 000 events × 10 000 profiles can
+#: plan millions)
+FLUSH_ALERTS = 20_000
 
 #: rows per INSERT statement (SQLite allows 32 766 bound parameters; an alert row has 7)
 INSERT_CHUNK = 1000
@@ -675,18 +732,35 @@ def _alert_insert(session: Session) -> Any:
     )
 
 
-def _insert_batch(session: Session, batch: _Batch) -> dict[int, int]:
-    """Insert the planned alerts (existing keys are skipped) and a delivery per channel of each new one.
+def _alert_row(key: AlertKey, item: _PlannedAlert, now: datetime) -> dict[str, Any]:
+    profile_id, tender_id, kind, version = key
+    return {
+        "profile_id": profile_id,
+        "tender_id": tender_id,
+        "kind": kind,
+        "version": version,
+        "reasons": item.reasons,
+        "diff": item.diff,
+        "created_at": now,
+    }
 
-    Returns the number of alerts actually created per event id.
+
+def _count_into(total: dict[int, int], counts: dict[int, int]) -> None:
+    for key, count in counts.items():
+        total[key] = total.get(key, 0) + count
+
+
+def _insert_batch(session: Session, batch: _Batch) -> dict[int, int]:
+    """Insert the planned alerts (existing keys are skipped) and a delivery per channel of each new one,
+    then empty the batch. Returns the number of alerts actually created per event id.
     """
-    planned = list(batch.planned.values())
+    planned = list(batch.planned.items())
     if not planned:
         return {}
     statement = _alert_insert(session)
     created: dict[AlertKey, int] = {}
     for start in range(0, len(planned), INSERT_CHUNK):
-        rows = [p.row for p in planned[start : start + INSERT_CHUNK]]
+        rows = [_alert_row(key, item, batch.now) for key, item in planned[start : start + INSERT_CHUNK]]
         for alert_id, profile_id, tender_id, kind, version in session.execute(statement, rows):
             created[(profile_id, tender_id, kind, version)] = alert_id
     due_times: dict[tuple[int, str], datetime] = {}
@@ -714,6 +788,7 @@ def _insert_batch(session: Session, batch: _Batch) -> dict[int, int]:
         )
     if deliveries:
         session.execute(insert(SQLModel.metadata.tables["delivery"]), deliveries)
+    batch.planned.clear()
     return per_event
 
 
@@ -755,14 +830,19 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
         logical = tenders.get(tender.canonical_id) if tender.canonical_id else tender
         return (logical or tender).id
 
-    later = {logical_id(e) for e in events if e.kind != EventKind.NEW}
-    matcher = _Matcher(subscribers, _alerted_profiles(session, (i for i in later if i is not None)), moment)
+    later = {i for i in (logical_id(e) for e in events if e.kind != EventKind.NEW) if i is not None}
+    alerted: dict[int, set[int]] = {i: set() for i in later}
+    alerted.update(_alerted_profiles(session, later))
+    matcher = _Matcher(subscribers, alerted, moment)
     batch = _Batch(moment)
+    created: dict[int, int] = {}
     for event in events:
         target = logical_id(event)
         if target is not None:
             matcher.plan(batch, event, tenders[event.tender_id], target)
-    created = _insert_batch(session, batch)
+        if len(batch.planned) >= FLUSH_ALERTS:
+            _count_into(created, _insert_batch(session, batch))
+    _count_into(created, _insert_batch(session, batch))
     for event in events:
         assert event.id is not None
         session.add(EventMatch(event_id=event.id, matched_at=moment, alerts=created.get(event.id, 0)))
