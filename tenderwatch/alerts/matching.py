@@ -742,7 +742,8 @@ def _insert_alerts(session: Session, batch: _Batch, now: Any) -> dict[AlertKey, 
     Rows go in key order (profile first), so the unique index and the profile index are written page after
     page rather than at random, and the alerts' ids, hence their deliveries, follow companies.
     """
-    rows = [(*key, reasons, diff, now) for key, (_, _, reasons, diff) in sorted(batch.planned.items())]
+    planned = batch.planned
+    rows = [(*key, planned[key][2], planned[key][3], now) for key in sorted(planned)]
     table = SQLModel.metadata.tables["alert"]
     inserted = bulk.insert_new_rows(
         session, table, ALERT_COLUMNS, rows, unique=ALERT_KEY, returning=("id", *ALERT_KEY)
@@ -770,7 +771,7 @@ def _insert_batch(session: Session, batch: _Batch) -> dict[int, int]:
     deliveries: list[tuple[Any, ...]] = []
     per_event: dict[int, int] = {}
     pending = DeliveryStatus.PENDING.value
-    for key, alert_id in sorted(created.items(), key=lambda kv: kv[1]):
+    for key, alert_id in created.items():
         event_id, subscriber, _, _ = batch.planned[key]
         per_event[event_id] = per_event.get(event_id, 0) + 1
         due = due_times.get(subscriber.slot)
