@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -600,8 +602,8 @@ def create_alert(
 AlertKey = tuple[int, int, str, int]  # (profile, tender, kind, version): alert's unique key
 
 
-#: a planned alert: (event id, subscriber, reasons and diff as driver values)
-_Planned = tuple[int, _Subscriber, Any, Any]
+#: a planned alert's event id and its reasons and diff as driver values (one tuple per rule and event)
+_Planned = tuple[int, Any, Any]
 
 
 class _Batch:
@@ -609,20 +611,20 @@ class _Batch:
     inserts and clears it every :data:`FLUSH_ALERTS` alerts so memory does not grow with the batch.
 
     Reasons and diffs are converted for the driver once per :meth:`add` (a rule's decision, shared by all
-    its profiles), not once per alert.
+    its profiles), not once per alert, and an alert costs one dict entry.
     """
 
-    def __init__(self, session: Session, now: datetime) -> None:
+    def __init__(self, session: Session, subscribers: Iterable[_Subscriber], now: datetime) -> None:
         alert = SQLModel.metadata.tables["alert"]
-        self.json, instant = bulk.binders(session, alert, ("reasons", "created_at"))
-        self.instant = instant
+        self.json, self.instant = bulk.binders(session, alert, ("reasons", "created_at"))
+        self.subscribers = {s.profile_id: s for s in subscribers}
         self.now = now
         self.planned: dict[AlertKey, _Planned] = {}
 
     def add(
         self,
         event_id: int,
-        subscribers: Iterable[_Subscriber],
+        profile_ids: Iterable[int],
         *,
         tender_id: int,
         kind: str,
@@ -630,12 +632,10 @@ class _Batch:
         reasons: list[str],
         diff: dict[str, Any],
     ) -> None:
-        planned = self.planned
-        bound_reasons, bound_diff = self.json(reasons), self.json(diff)
-        for subscriber in subscribers:
-            key = (subscriber.profile_id, tender_id, kind, version)
-            if key not in planned:  # the same alert derived twice in one batch: the first one wins
-                planned[key] = (event_id, subscriber, bound_reasons, bound_diff)
+        """Plan one alert per profile; an alert derived twice in one batch keeps its first plan."""
+        value = (event_id, self.json(reasons), self.json(diff))
+        keys = zip(profile_ids, repeat(tender_id), repeat(kind), repeat(version))
+        deque(map(self.planned.setdefault, keys, repeat(value)), maxlen=0)  # a C loop: millions of alerts
 
 
 def _load_tenders(session: Session, events: Sequence[TenderEvent]) -> dict[int, Tender]:
@@ -676,6 +676,7 @@ class _Matcher:
         self.subscribers = subscribers
         self.index = ProfileIndex([compile_profile(s.profile) for s in subscribers])
         self.position = {s.profile.id: i for i, s in enumerate(subscribers)}
+        self.profile_ids = [s.profile_id for s in subscribers]
         self.alerted = alerted
         self.now = now
 
@@ -686,9 +687,10 @@ class _Matcher:
         if event.kind != EventKind.NEW:
             told = {self.position[p] for p in self.alerted.get(logical_id, ()) if p in self.position}
         change = self._change(event) if told else None
-        chosen: list[_Subscriber] = []
+        ids = self.profile_ids
+        chosen: list[int] = []
         if change is not None:
-            chosen = [self.subscribers[position] for position in sorted(told)]
+            chosen = [ids[position] for position in sorted(told)]
             reasons, diff = change
             batch.add(
                 event.id,
@@ -701,7 +703,7 @@ class _Matcher:
             )
         for decision, members in rules:
             # first time these profiles hear of the call: a "new" alert, whatever the event was
-            fresh = [self.subscribers[position] for position in members if position not in told]
+            fresh = [ids[position] for position in members if position not in told]
             batch.add(
                 event.id,
                 fresh,
@@ -713,7 +715,7 @@ class _Matcher:
             )
             chosen.extend(fresh)
         if logical_id in self.alerted:  # later events of this batch see these profiles as alerted
-            self.alerted[logical_id].update(subscriber.profile_id for subscriber in chosen)
+            self.alerted[logical_id].update(chosen)
 
     @staticmethod
     def _change(event: TenderEvent) -> tuple[list[str], dict[str, Any]] | None:
@@ -736,22 +738,18 @@ ALERT_KEY = ("profile_id", "tender_id", "kind", "version")
 DELIVERY_COLUMNS = ("alert_id", "channel_id", "status", "due_at", "next_attempt_at", "attempts", "created_at")
 
 
-def _insert_alerts(session: Session, batch: _Batch, now: Any) -> dict[AlertKey, int]:
-    """Insert the planned alerts, skipping keys that already exist; the new alerts' ids by key.
+def _insert_alerts(session: Session, batch: _Batch, now: Any) -> list[tuple[Any, ...]]:
+    """Insert the planned alerts, skipping keys that already exist; (id, *key) of each new alert.
 
     Rows go in key order (profile first), so the unique index and the profile index are written page after
     page rather than at random, and the alerts' ids, hence their deliveries, follow companies.
     """
     planned = batch.planned
-    rows = [(*key, planned[key][2], planned[key][3], now) for key in sorted(planned)]
+    rows = [(*key, planned[key][1], planned[key][2], now) for key in sorted(planned)]
     table = SQLModel.metadata.tables["alert"]
-    inserted = bulk.insert_new_rows(
+    return bulk.insert_new_rows(
         session, table, ALERT_COLUMNS, rows, unique=ALERT_KEY, returning=("id", *ALERT_KEY)
     )
-    return {
-        (profile_id, tender_id, kind, version): alert_id
-        for alert_id, profile_id, tender_id, kind, version in inserted
-    }
 
 
 def _count_into(total: dict[int, int], counts: dict[int, int]) -> None:
@@ -766,14 +764,15 @@ def _insert_batch(session: Session, batch: _Batch) -> dict[int, int]:
     if not batch.planned:
         return {}
     now = batch.instant(batch.now)
-    created = _insert_alerts(session, batch, now)
+    inserted = _insert_alerts(session, batch, now)
     due_times: dict[tuple[int, str], Any] = {}
     deliveries: list[tuple[Any, ...]] = []
     per_event: dict[int, int] = {}
     pending = DeliveryStatus.PENDING.value
-    for key, alert_id in created.items():
-        event_id, subscriber, _, _ = batch.planned[key]
+    for alert_id, profile_id, tender_id, kind, version in inserted:
+        event_id = batch.planned[(profile_id, tender_id, kind, version)][0]
         per_event[event_id] = per_event.get(event_id, 0) + 1
+        subscriber = batch.subscribers[profile_id]
         due = due_times.get(subscriber.slot)
         if due is None:
             due = batch.instant(next_send_time(subscriber.company, subscriber.profile.frequency, batch.now))
@@ -827,7 +826,7 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
     alerted: dict[int, set[int]] = {i: set() for i in later}
     alerted.update(_alerted_profiles(session, later))
     matcher = _Matcher(subscribers, alerted, moment)
-    batch = _Batch(session, moment)
+    batch = _Batch(session, subscribers, moment)
     created: dict[int, int] = {}
     with bulk.roomy_cache(session):
         for event in events:
