@@ -91,8 +91,10 @@ def tokens(text: str | None) -> list[str]:
     """Lower-case, accent-free, stemmed words."""
     if not text:
         return []
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    folded = text.casefold()
+    if not folded.isascii():  # ASCII has no accents to strip (and most descriptions are ASCII)
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return [stem(word) for word in _WORD.findall(folded)]
 
 
