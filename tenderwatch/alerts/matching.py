@@ -798,6 +798,16 @@ def serialize_matching(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MATCHING_LOCK_KEY})
 
 
+def _record_matched(
+    session: Session, events: Sequence[TenderEvent], created: dict[int, int], now: datetime
+) -> None:
+    """Mark ``events`` processed, with the number of alerts each created."""
+    for event in events:
+        assert event.id is not None
+        session.add(EventMatch(event_id=event.id, matched_at=now, alerts=created.get(event.id, 0)))
+    session.flush()
+
+
 def match_new_events(session: Session, *, now: datetime | None = None, limit: int = 5000) -> int:
     """Turn every not-yet-matched tender event into alerts; returns the number of alerts created.
 
@@ -815,6 +825,9 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
     if not events:
         return 0
     subscribers = active_subscribers(session)
+    if not subscribers:  # nobody to alert: mark the events matched without loading their tenders
+        _record_matched(session, events, {}, moment)
+        return 0
     tenders = _load_tenders(session, events)
 
     def logical_id(event: TenderEvent) -> int | None:
@@ -838,10 +851,7 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
             if len(batch.planned) >= FLUSH_ALERTS:
                 _count_into(created, _insert_batch(session, batch))
         _count_into(created, _insert_batch(session, batch))
-    for event in events:
-        assert event.id is not None
-        session.add(EventMatch(event_id=event.id, matched_at=moment, alerts=created.get(event.id, 0)))
-    session.flush()
+    _record_matched(session, events, created, moment)
     total = sum(created.values())
     log.info("matched %d events into %d alerts", len(events), total)
     return total
