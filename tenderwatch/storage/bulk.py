@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Table, text
@@ -63,7 +64,7 @@ def _statements(
     size = max(1, MAX_PARAMETERS // len(columns))
     for start in range(0, len(rows), size):
         chunk = rows[start : start + size]
-        params = [value for row in chunk for value in row]
+        params = list(chain.from_iterable(chunk))
         yield head + ", ".join([group] * len(chunk)) + suffix, params
 
 
