@@ -327,8 +327,8 @@ def conditions_of(profile: CompiledProfile) -> tuple[Any, ...]:
 
 
 def _index_keys(rule: CompiledProfile) -> list[str] | None:
-    """Keys of which a tender must have one for ``rule`` to match (``[]``: it can never match), taken from
-    the most selective condition the rule has; ``None`` when no condition is indexable."""
+    """Keys of which a tender must have one for ``rule`` to match (``[]``: it can never match), from the
+    first of these conditions the rule has, roughly the most selective first; ``None``: none indexable."""
     if rule.keywords:  # any-of phrases: the first stem of one of them must occur in the text
         return [f"w:{first}" for first in dict.fromkeys(p.stems[0] for p in rule.keywords if p.stems)]
     if rule.cpv_prefixes:  # a tender CPV code must start with one of the prefixes
