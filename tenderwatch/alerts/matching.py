@@ -11,19 +11,20 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, insert, text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import exists, text
 from sqlmodel import Session, SQLModel, col, select
 
 from tenderwatch.dates import now_utc
+from tenderwatch.storage import bulk
 from tenderwatch.storage.alert_state import EventMatch
 from tenderwatch.storage.models import EventKind, Tender, TenderEvent
 from tenderwatch.storage.outbox import Alert, AlertKind, Delivery, DeliveryStatus
@@ -90,8 +91,10 @@ def tokens(text: str | None) -> list[str]:
     """Lower-case, accent-free, stemmed words."""
     if not text:
         return []
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    folded = text.casefold()
+    if not folded.isascii():  # ASCII has no accents to strip (and most descriptions are ASCII)
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return [stem(word) for word in _WORD.findall(folded)]
 
 
@@ -314,31 +317,95 @@ def match_prepared(prepared: PreparedTender, profile: CompiledProfile, *, now: d
     return Decision(True, reasons)
 
 
+#: the compiled fields that decide a match (all but the profile itself)
+_CONDITION_FIELDS = tuple(name for name in CompiledProfile.__dataclass_fields__ if name != "profile")
+
+
+def conditions_of(profile: CompiledProfile) -> tuple[Any, ...]:
+    """Profiles with equal conditions get equal decisions (reasons included: phrases keep their text)."""
+    return tuple(getattr(profile, name) for name in _CONDITION_FIELDS)
+
+
+def _index_keys(rule: CompiledProfile) -> list[str] | None:
+    """Keys of which a tender must have one for ``rule`` to match (``[]``: it can never match), from the
+    first of these conditions the rule has, roughly the most selective first; ``None``: none indexable."""
+    if rule.keywords:  # any-of phrases: the first stem of one of them must occur in the text
+        return [f"w:{first}" for first in dict.fromkeys(p.stems[0] for p in rule.keywords if p.stems)]
+    if rule.cpv_prefixes:  # a tender CPV code must start with one of the prefixes
+        return [f"c:{prefix}" for prefix in dict.fromkeys(rule.cpv_prefixes)]
+    if rule.sources:
+        return [f"s:{source}" for source in dict.fromkeys(rule.sources)]
+    if rule.categories:  # in the tender's categories, or scored (with a threshold): a score is needed
+        return [f"k:{name}" for name in dict.fromkeys(rule.categories)]
+    if rule.statuses:
+        return [f"t:{status}" for status in dict.fromkeys(rule.statuses)]
+    return None
+
+
+def _tender_keys(tender: PreparedTender) -> set[str]:
+    """Every index key ``tender`` has (see :func:`_index_keys`)."""
+    keys = {f"w:{stem_}" for stem_ in tender.positions}
+    keys.update(f"c:{digits[:size]}" for digits in tender.cpv_digits for size in range(1, len(digits) + 1))
+    keys.add(f"s:{tender.tender.source}")
+    keys.update(f"k:{name}" for name in (*tender.categories, *tender.scores))
+    keys.add(f"t:{tender.tender.status}")
+    return keys
+
+
 class ProfileIndex:
-    """Profiles indexed by the first stem of each keyword, so a tender is only tested against the profiles
-    that can match it: those with a keyword whose first word occurs in its text, and those without
-    keywords. Every other profile would fail with "no keyword found" (or an earlier condition)."""
+    """Profiles grouped into *rules* (distinct conditions) and rules indexed by a key a tender must have for
+    them to match, so a tender is only tested against candidate rules, each once for all its profiles.
+
+    A rule is filed under its keywords' first stems, else its CPV prefixes, sources, categories or
+    statuses (every compiled profile has statuses, so ``always`` only holds what has none of these). The
+    index holds one entry per (rule, key): a few tens of thousands of small ints for 10 000 profiles.
+    """
 
     def __init__(self, profiles: Sequence[CompiledProfile]) -> None:
         self.profiles = list(profiles)
-        self.without_keywords: list[int] = []
-        self.by_stem: dict[str, list[int]] = {}
-        for index, profile in enumerate(self.profiles):
-            if not profile.keywords:
-                self.without_keywords.append(index)
-                continue
-            for first in {phrase.stems[0] for phrase in profile.keywords if phrase.stems}:
-                self.by_stem.setdefault(first, []).append(index)
+        self.rules: list[CompiledProfile] = []
+        self.members: list[list[int]] = []  # rule → positions of its profiles in ``profiles``
+        self.always: list[int] = []  # rules with no indexable condition
+        self.by_key: dict[str, list[int]] = {}
+        numbers: dict[tuple[Any, ...], int] = {}
+        for position, profile in enumerate(self.profiles):
+            key = conditions_of(profile)
+            rule = numbers.get(key)
+            if rule is None:
+                rule = numbers[key] = len(self.rules)
+                self.rules.append(profile)
+                self.members.append([])
+                self._file(rule, profile)
+            self.members[rule].append(position)
+
+    def _file(self, rule: int, profile: CompiledProfile) -> None:
+        keys = _index_keys(profile)
+        if keys is None:
+            self.always.append(rule)
+        for key in keys or ():
+            self.by_key.setdefault(key, []).append(rule)
+
+    def candidate_rules(self, tender: PreparedTender) -> list[int]:
+        """Rules worth a full :func:`match_prepared` for ``tender``, in rule order."""
+        found = set(self.always)
+        for key in _tender_keys(tender):
+            rules = self.by_key.get(key)
+            if rules:
+                found.update(rules)
+        return sorted(found)
 
     def candidates(self, tender: PreparedTender) -> list[int]:
-        """Indexes (in profile order) of the profiles worth a full :func:`match_prepared`."""
-        found = set(self.without_keywords)
-        stems, index = tender.positions, self.by_stem
-        small, large = (stems, index) if len(stems) < len(index) else (index, stems)
-        for stem_ in small:
-            if stem_ in large:
-                found.update(index[stem_])
-        return sorted(found)
+        """Positions (in profile order) of the profiles worth a full :func:`match_prepared`."""
+        return sorted(p for rule in self.candidate_rules(tender) for p in self.members[rule])
+
+    def matched_rules(self, tender: PreparedTender, now: datetime) -> list[tuple[Decision, list[int]]]:
+        """The decision of every rule that matches ``tender``, with the positions of the rule's profiles."""
+        found = []
+        for rule in self.candidate_rules(tender):
+            decision = match_prepared(tender, self.rules[rule], now=now)
+            if decision.matched:
+                found.append((decision, self.members[rule]))
+        return found
 
 
 # --- preview for the web admin ---------------------------------------------------------------------
@@ -460,6 +527,15 @@ class _Subscriber:
     profile: Profile
     company: Company
     channels: list[Channel]
+    # plain copies of the ORM attributes read per alert (an instrumented attribute read costs ~1 µs)
+    profile_id: int = field(init=False)
+    channel_ids: tuple[int, ...] = field(init=False)
+    slot: tuple[int, str] = field(init=False)  # (company, frequency): same due time
+
+    def __post_init__(self) -> None:
+        self.profile_id = self.profile.id or 0
+        self.channel_ids = tuple(channel.id or 0 for channel in self.channels)
+        self.slot = (self.company.id or 0, self.profile.frequency)
 
 
 def active_subscribers(session: Session) -> list[_Subscriber]:
@@ -528,52 +604,40 @@ def create_alert(
 AlertKey = tuple[int, int, str, int]  # (profile, tender, kind, version): alert's unique key
 
 
-@dataclass
-class _PlannedAlert:
-    event_id: int
-    subscriber: _Subscriber
-    row: dict[str, Any]
+#: a planned alert's event id and its reasons and diff as driver values (one tuple per rule and event)
+_Planned = tuple[int, Any, Any]
 
 
 class _Batch:
-    """The alerts one ``match_new_events`` call will insert, deduplicated on their unique key."""
+    """Alerts planned but not inserted yet, deduplicated on their unique key; :func:`match_new_events`
+    inserts and clears it every :data:`FLUSH_ALERTS` alerts so memory does not grow with the batch.
 
-    def __init__(self, now: datetime) -> None:
+    Reasons and diffs are converted for the driver once per :meth:`add` (a rule's decision, shared by all
+    its profiles), not once per alert, and an alert costs one dict entry.
+    """
+
+    def __init__(self, session: Session, subscribers: Iterable[_Subscriber], now: datetime) -> None:
+        alert = SQLModel.metadata.tables["alert"]
+        self.json, self.instant = bulk.binders(session, alert, ("reasons", "created_at"))
+        self.subscribers = {s.profile_id: s for s in subscribers}
         self.now = now
-        self.planned: dict[AlertKey, _PlannedAlert] = {}
-        self.by_tender: dict[int, set[int]] = {}
+        self.planned: dict[AlertKey, _Planned] = {}
 
     def add(
         self,
         event_id: int,
-        subscriber: _Subscriber,
+        profile_ids: Iterable[int],
         *,
         tender_id: int,
         kind: str,
         version: int,
         reasons: list[str],
-        diff: dict[str, Any] | None = None,
+        diff: dict[str, Any],
     ) -> None:
-        profile_id = subscriber.profile.id
-        assert profile_id is not None
-        key = (profile_id, tender_id, kind, version)
-        if key in self.planned:  # the same alert derived twice in one batch: the first one wins
-            return
-        row = {
-            "profile_id": profile_id,
-            "tender_id": tender_id,
-            "kind": kind,
-            "version": version,
-            "reasons": reasons,
-            "diff": diff or {},
-            "created_at": self.now,
-        }
-        self.planned[key] = _PlannedAlert(event_id, subscriber, row)
-        self.by_tender.setdefault(tender_id, set()).add(profile_id)
-
-    def profiles_of(self, tender_id: int) -> set[int]:
-        """Profiles with an alert about ``tender_id`` planned in this batch."""
-        return self.by_tender.get(tender_id, set())
+        """Plan one alert per profile; an alert derived twice in one batch keeps its first plan."""
+        value = (event_id, self.json(reasons), self.json(diff))
+        keys = zip(profile_ids, repeat(tender_id), repeat(kind), repeat(version))
+        deque(map(self.planned.setdefault, keys, repeat(value)), maxlen=0)  # a C loop: millions of alerts
 
 
 def _load_tenders(session: Session, events: Sequence[TenderEvent]) -> dict[int, Tender]:
@@ -604,116 +668,121 @@ def _alerted_profiles(session: Session, tender_ids: Iterable[int]) -> dict[int, 
 
 
 class _Matcher:
-    """Plans the alerts of a batch of events: every profile compiled once, every tender prepared once."""
+    """Plans the alerts of a batch of events: profiles compiled and indexed once, every tender prepared once.
+
+    ``alerted`` holds, for the logical tenders that have a later (changed, cancelled…) event in the batch,
+    the profiles already alerted about them; only those events read it, so other tenders are not tracked.
+    """
 
     def __init__(self, subscribers: list[_Subscriber], alerted: dict[int, set[int]], now: datetime) -> None:
         self.subscribers = subscribers
         self.index = ProfileIndex([compile_profile(s.profile) for s in subscribers])
         self.position = {s.profile.id: i for i, s in enumerate(subscribers)}
+        self.profile_ids = [s.profile_id for s in subscribers]
         self.alerted = alerted
         self.now = now
 
     def plan(self, batch: _Batch, event: TenderEvent, tender: Tender, logical_id: int) -> None:
         assert event.id is not None
-        prepared = prepare_tender(tender)
-        alerted = self.alerted.setdefault(logical_id, set())
-        chosen = set(self.index.candidates(prepared))
+        rules = self.index.matched_rules(prepare_tender(tender), self.now)
+        told: set[int] = set()
         if event.kind != EventKind.NEW:
-            chosen.update(self.position[p] for p in alerted if p in self.position)
+            told = {self.position[p] for p in self.alerted.get(logical_id, ()) if p in self.position}
+        change = self._change(event) if told else None
+        ids = self.profile_ids
+        chosen: list[int] = []
+        if change is not None:
+            chosen = [ids[position] for position in sorted(told)]
+            reasons, diff = change
+            batch.add(
+                event.id,
+                chosen,
+                tender_id=logical_id,
+                kind=event.kind,
+                version=event.id,
+                reasons=reasons,
+                diff=diff,
+            )
+        for decision, members in rules:
+            # first time these profiles hear of the call: a "new" alert, whatever the event was
+            fresh = [ids[position] for position in members if position not in told]
+            batch.add(
+                event.id,
+                fresh,
+                tender_id=logical_id,
+                kind=AlertKind.NEW.value,
+                version=1,
+                reasons=decision.reasons,
+                diff={},
+            )
+            chosen.extend(fresh)
+        if logical_id in self.alerted:  # later events of this batch see these profiles as alerted
+            self.alerted[logical_id].update(chosen)
+
+    @staticmethod
+    def _change(event: TenderEvent) -> tuple[list[str], dict[str, Any]] | None:
+        """The reasons and diff of a change alert for ``event`` (``None``: not worth telling)."""
         significant = {k: v for k, v in (event.diff or {}).items() if k in SIGNIFICANT_FIELDS}
-        for position in sorted(chosen):
-            subscriber = self.subscribers[position]
-            profile_id = subscriber.profile.id or 0
-            if event.kind != EventKind.NEW and profile_id in alerted:
-                if event.kind == EventKind.CHANGED and not is_worth_telling(significant):
-                    continue
-                changes = describe_changes(significant)
-                if event.kind == EventKind.CANCELLED:
-                    changes = ["call cancelled", *[c for c in changes if not c.startswith("status")]]
-                batch.add(
-                    event.id,
-                    subscriber,
-                    tender_id=logical_id,
-                    kind=event.kind,
-                    version=event.id,
-                    reasons=changes,
-                    diff=significant,
-                )
-                continue
-            # first time this profile hears of the call: a "new" alert, whatever the event was
-            decision = match_prepared(prepared, self.index.profiles[position], now=self.now)
-            if decision.matched:
-                batch.add(
-                    event.id,
-                    subscriber,
-                    tender_id=logical_id,
-                    kind=AlertKind.NEW.value,
-                    version=1,
-                    reasons=decision.reasons,
-                )
-        # later events of this batch see these profiles as alerted (as a per-alert flush used to)
-        alerted.update(batch.profiles_of(logical_id))
+        if event.kind == EventKind.CHANGED and not is_worth_telling(significant):
+            return None
+        changes = describe_changes(significant)
+        if event.kind == EventKind.CANCELLED:
+            changes = ["call cancelled", *[c for c in changes if not c.startswith("status")]]
+        return changes, significant
 
 
-#: rows per INSERT statement (SQLite allows 32 766 bound parameters; an alert row has 7)
-INSERT_CHUNK = 1000
+#: planned alerts held in memory before they are inserted (a batch of 5 000 events × 10 000 profiles can
+#: plan millions)
+FLUSH_ALERTS = 100_000
+
+ALERT_COLUMNS = ("profile_id", "tender_id", "kind", "version", "reasons", "diff", "created_at")
+ALERT_KEY = ("profile_id", "tender_id", "kind", "version")
+DELIVERY_COLUMNS = ("alert_id", "channel_id", "status", "due_at", "next_attempt_at", "attempts", "created_at")
 
 
-_DIALECT_INSERTS: dict[str, Any] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+def _insert_alerts(session: Session, batch: _Batch, now: Any) -> list[tuple[Any, ...]]:
+    """Insert the planned alerts, skipping keys that already exist; (id, *key) of each new alert.
 
-
-def _alert_insert(session: Session) -> Any:
-    """``INSERT … ON CONFLICT (unique key) DO NOTHING RETURNING`` the inserted rows' ids and keys."""
+    Rows go in key order (profile first), so the unique index and the profile index are written page after
+    page rather than at random, and the alerts' ids, hence their deliveries, follow companies.
+    """
+    planned = batch.planned
+    rows = [(*key, planned[key][1], planned[key][2], now) for key in sorted(planned)]
     table = SQLModel.metadata.tables["alert"]
-    dialect = session.get_bind().dialect.name
-    if dialect not in _DIALECT_INSERTS:
-        raise NotImplementedError(f"bulk alert insert supports sqlite and postgresql, not {dialect}")
-    return (
-        _DIALECT_INSERTS[dialect](table)
-        .on_conflict_do_nothing(index_elements=["profile_id", "tender_id", "kind", "version"])
-        .returning(table.c.id, table.c.profile_id, table.c.tender_id, table.c.kind, table.c.version)
+    return bulk.insert_new_rows(
+        session, table, ALERT_COLUMNS, rows, unique=ALERT_KEY, returning=("id", *ALERT_KEY)
     )
 
 
-def _insert_batch(session: Session, batch: _Batch) -> dict[int, int]:
-    """Insert the planned alerts (existing keys are skipped) and a delivery per channel of each new one.
+def _count_into(total: dict[int, int], counts: dict[int, int]) -> None:
+    for key, count in counts.items():
+        total[key] = total.get(key, 0) + count
 
-    Returns the number of alerts actually created per event id.
+
+def _insert_batch(session: Session, batch: _Batch) -> dict[int, int]:
+    """Insert the planned alerts (existing keys are skipped) and a delivery per channel of each new one,
+    then empty the batch. Returns the number of alerts actually created per event id.
     """
-    planned = list(batch.planned.values())
-    if not planned:
+    if not batch.planned:
         return {}
-    statement = _alert_insert(session)
-    created: dict[AlertKey, int] = {}
-    for start in range(0, len(planned), INSERT_CHUNK):
-        rows = [p.row for p in planned[start : start + INSERT_CHUNK]]
-        for alert_id, profile_id, tender_id, kind, version in session.execute(statement, rows):
-            created[(profile_id, tender_id, kind, version)] = alert_id
-    due_times: dict[tuple[int, str], datetime] = {}
-    deliveries: list[dict[str, Any]] = []
+    now = batch.instant(batch.now)
+    inserted = _insert_alerts(session, batch, now)
+    due_times: dict[tuple[int, str], Any] = {}
+    deliveries: list[tuple[Any, ...]] = []
     per_event: dict[int, int] = {}
-    for key, alert_id in created.items():
-        item = batch.planned[key]
-        per_event[item.event_id] = per_event.get(item.event_id, 0) + 1
-        company, frequency = item.subscriber.company, item.subscriber.profile.frequency
-        slot = (company.id or 0, frequency)
-        if slot not in due_times:
-            due_times[slot] = next_send_time(company, frequency, batch.now)
-        due = due_times[slot]
-        deliveries.extend(
-            {
-                "alert_id": alert_id,
-                "channel_id": channel.id,
-                "status": DeliveryStatus.PENDING.value,
-                "due_at": due,
-                "next_attempt_at": due,
-                "attempts": 0,
-                "created_at": batch.now,
-            }
-            for channel in item.subscriber.channels
-        )
-    if deliveries:
-        session.execute(insert(SQLModel.metadata.tables["delivery"]), deliveries)
+    pending = DeliveryStatus.PENDING.value
+    for alert_id, profile_id, tender_id, kind, version in inserted:
+        event_id = batch.planned[(profile_id, tender_id, kind, version)][0]
+        per_event[event_id] = per_event.get(event_id, 0) + 1
+        subscriber = batch.subscribers[profile_id]
+        due = due_times.get(subscriber.slot)
+        if due is None:
+            due = batch.instant(next_send_time(subscriber.company, subscriber.profile.frequency, batch.now))
+            due_times[subscriber.slot] = due
+        for channel in subscriber.channel_ids:
+            deliveries.append((alert_id, channel, pending, due, due, 0, now))
+    bulk.insert_rows(session, SQLModel.metadata.tables["delivery"], DELIVERY_COLUMNS, deliveries)
+    batch.planned.clear()
     return per_event
 
 
@@ -727,6 +796,16 @@ def serialize_matching(session: Session) -> None:
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MATCHING_LOCK_KEY})
+
+
+def _record_matched(
+    session: Session, events: Sequence[TenderEvent], created: dict[int, int], now: datetime
+) -> None:
+    """Mark ``events`` processed, with the number of alerts each created."""
+    for event in events:
+        assert event.id is not None
+        session.add(EventMatch(event_id=event.id, matched_at=now, alerts=created.get(event.id, 0)))
+    session.flush()
 
 
 def match_new_events(session: Session, *, now: datetime | None = None, limit: int = 5000) -> int:
@@ -746,6 +825,9 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
     if not events:
         return 0
     subscribers = active_subscribers(session)
+    if not subscribers:  # nobody to alert: mark the events matched without loading their tenders
+        _record_matched(session, events, {}, moment)
+        return 0
     tenders = _load_tenders(session, events)
 
     def logical_id(event: TenderEvent) -> int | None:
@@ -755,18 +837,21 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
         logical = tenders.get(tender.canonical_id) if tender.canonical_id else tender
         return (logical or tender).id
 
-    later = {logical_id(e) for e in events if e.kind != EventKind.NEW}
-    matcher = _Matcher(subscribers, _alerted_profiles(session, (i for i in later if i is not None)), moment)
-    batch = _Batch(moment)
-    for event in events:
-        target = logical_id(event)
-        if target is not None:
-            matcher.plan(batch, event, tenders[event.tender_id], target)
-    created = _insert_batch(session, batch)
-    for event in events:
-        assert event.id is not None
-        session.add(EventMatch(event_id=event.id, matched_at=moment, alerts=created.get(event.id, 0)))
-    session.flush()
+    later = {i for i in (logical_id(e) for e in events if e.kind != EventKind.NEW) if i is not None}
+    alerted: dict[int, set[int]] = {i: set() for i in later}
+    alerted.update(_alerted_profiles(session, later))
+    matcher = _Matcher(subscribers, alerted, moment)
+    batch = _Batch(session, subscribers, moment)
+    created: dict[int, int] = {}
+    with bulk.roomy_cache(session):
+        for event in events:
+            target = logical_id(event)
+            if target is not None:
+                matcher.plan(batch, event, tenders[event.tender_id], target)
+            if len(batch.planned) >= FLUSH_ALERTS:
+                _count_into(created, _insert_batch(session, batch))
+        _count_into(created, _insert_batch(session, batch))
+    _record_matched(session, events, created, moment)
     total = sum(created.values())
     log.info("matched %d events into %d alerts", len(events), total)
     return total

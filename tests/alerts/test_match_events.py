@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
-from tenderwatch.alerts.matching import match_new_events
+from tenderwatch.alerts import matching
+from tenderwatch.alerts.matching import match_new_events, next_send_time
 from tenderwatch.storage.alert_state import EventMatch
 from tenderwatch.storage.outbox import Alert, Delivery
+from tenderwatch.storage.subscriptions import Company, Profile
 from tests.alerts import factories as f
 
 T0 = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
@@ -25,7 +28,12 @@ def subscribe(engine: Engine) -> None:
         f.profile(session, company, name="everything")
 
 
-def test_new_and_changed_event_in_one_batch_give_a_new_and_a_change_alert(engine: Engine) -> None:
+@pytest.mark.parametrize("flush_every", [1, 4, matching.FLUSH_ALERTS])
+def test_new_and_changed_event_in_one_batch_give_a_new_and_a_change_alert(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, flush_every: int
+) -> None:
+    """The same alerts whether the batch is inserted at the end or in pieces between events."""
+    monkeypatch.setattr(matching, "FLUSH_ALERTS", flush_every)
     subscribe(engine)
     with Session(engine) as session, session.begin():
         f.store(session, f.tender_item("N1", deadline_at=datetime(2026, 9, 20, tzinfo=UTC)))
@@ -44,6 +52,37 @@ def test_new_and_changed_event_in_one_batch_give_a_new_and_a_change_alert(engine
     assert all(a.reasons[0].startswith("deadline moved") for a in changed)
     assert sorted(counts.values()) == [2, 2, 2]
     assert len(deliveries) == 12 and {d.status for d in deliveries} == {"pending"}
+    assert {a.created_at for a in alerts} == {T0}  # bulk rows read back like ORM rows (aware UTC)
+
+
+def test_bulk_rows_carry_reasons_and_due_times_per_frequency(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        company = f.company(session)
+        f.channel(session, company, "tenders@example-optics.lt")
+        for frequency in ("instant", "daily", "weekly"):
+            f.profile(session, company, name=frequency, keywords=["laser"], frequency=frequency)
+        f.store(session, f.tender_item("D1"))
+        assert match_new_events(session, now=T0) == 3
+    with Session(engine) as session:
+        owner = session.exec(select(Company)).one()
+        frequencies = {p.id: p.frequency for p in session.exec(select(Profile))}
+        alerts = {a.id: a for a in session.exec(select(Alert))}
+        for delivery in session.exec(select(Delivery)):
+            alert = alerts[delivery.alert_id]
+            expected = next_send_time(owner, frequencies[alert.profile_id], T0)
+            assert delivery.due_at == delivery.next_attempt_at == expected
+            assert delivery.attempts == 0 and delivery.created_at == T0
+            assert alert.reasons == ["keyword 'laser'"] and alert.diff == {}
+
+
+def test_events_without_subscribers_are_marked_matched(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        f.store(session, f.tender_item("E1"))
+        assert match_new_events(session, now=T0) == 0
+    subscribe(engine)
+    with Session(engine) as session, session.begin():
+        assert match_new_events(session, now=T0) == 0  # already processed: no late alerts
+        assert [m.alerts for m in session.exec(select(EventMatch))] == [0]
 
 
 def test_rematching_the_same_events_creates_nothing(engine: Engine) -> None:
