@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import exists, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import defer
 from sqlmodel import Session, SQLModel, col, select
 
 from tenderwatch.dates import now_utc
@@ -579,13 +580,24 @@ class _Batch:
 def _load_tenders(session: Session, events: Sequence[TenderEvent]) -> dict[int, Tender]:
     """The events' tenders and their canonical tenders, in two queries."""
     ids = {event.tender_id for event in events}
-    tenders = {t.id or 0: t for t in session.exec(select(Tender).where(col(Tender.id).in_(ids)))}
+    tenders = {t.id or 0: t for t in session.exec(_tender_query(ids))}
     canonical = {t.canonical_id for t in tenders.values() if t.canonical_id and t.canonical_id not in tenders}
     if canonical:
-        tenders.update(
-            (t.id or 0, t) for t in session.exec(select(Tender).where(col(Tender.id).in_(canonical)))
-        )
+        tenders.update((t.id or 0, t) for t in session.exec(_tender_query(canonical)))
     return tenders
+
+
+#: tender columns matching never reads: the portal's raw record and the classifier's explanation are most
+#: of a loaded row's memory (several kB of JSON each), so they stay unloaded (deferred, not dropped)
+_UNUSED_BY_MATCHING = ("raw", "why")
+
+
+def _tender_query(ids: Iterable[int]) -> Any:
+    return (
+        select(Tender)
+        .where(col(Tender.id).in_(list(ids)))
+        .options(*(defer(getattr(Tender, name)) for name in _UNUSED_BY_MATCHING))
+    )
 
 
 def _alerted_profiles(session: Session, tender_ids: Iterable[int]) -> dict[int, set[int]]:
@@ -606,11 +618,11 @@ def _alerted_profiles(session: Session, tender_ids: Iterable[int]) -> dict[int, 
 class _Matcher:
     """Plans the alerts of a batch of events: every profile compiled once, every tender prepared once."""
 
-    def __init__(self, subscribers: list[_Subscriber], alerted: dict[int, set[int]], now: datetime) -> None:
+    def __init__(self, subscribers: list[_Subscriber], now: datetime) -> None:
         self.subscribers = subscribers
         self.index = ProfileIndex([compile_profile(s.profile) for s in subscribers])
         self.position = {s.profile.id: i for i, s in enumerate(subscribers)}
-        self.alerted = alerted
+        self.alerted: dict[int, set[int]] = {}  # per logical tender, profiles already alerted (per round)
         self.now = now
 
     def plan(self, batch: _Batch, event: TenderEvent, tender: Tender, logical_id: int) -> None:
@@ -729,23 +741,54 @@ def serialize_matching(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MATCHING_LOCK_KEY})
 
 
-def match_new_events(session: Session, *, now: datetime | None = None, limit: int = 5000) -> int:
+#: events matched per round inside one ``match_new_events`` call: bounds what is held at once (the events'
+#: tenders and the planned alert rows — with many profiles a few hundred kB per event) to a few MB, so the
+#: post-crawl hook does not raise the crawl process's peak memory; a larger round saves only queries
+MATCH_CHUNK = 250
+
+
+def match_new_events(
+    session: Session, *, now: datetime | None = None, limit: int = 5000, chunk: int = MATCH_CHUNK
+) -> int:
     """Turn every not-yet-matched tender event into alerts; returns the number of alerts created.
 
     Idempotent twice over: processed events are recorded in ``event_match``, and alerts are unique on
-    (profile, tender, kind, version), so a crash between the two only re-derives the same alerts.
+    (profile, tender, kind, version), so a crash between the two only re-derives the same alerts. Events are
+    taken ``chunk`` at a time in id order within the one transaction; a later round sees the alerts of the
+    earlier ones in the database, as a single round sees them in its batch.
     """
     moment = now or now_utc()
     serialize_matching(session)
-    events = session.exec(
+    matcher: _Matcher | None = None
+    total = done = 0
+    after = 0
+    while done < limit:
+        events = _unmatched_events(session, after, min(chunk, limit - done))
+        if not events:
+            break
+        if matcher is None:  # profiles are compiled once, and only when there is something to match
+            matcher = _Matcher(active_subscribers(session), moment)
+        total += _match_round(session, matcher, events, moment)
+        done += len(events)
+        after = events[-1].id or 0
+    if done:
+        log.info("matched %d events into %d alerts", done, total)
+    return total
+
+
+def _unmatched_events(session: Session, after: int, limit: int) -> Sequence[TenderEvent]:
+    """The next ``limit`` events (id above ``after``) without an ``event_match`` row, in id order."""
+    return session.exec(
         select(TenderEvent)
+        .where(col(TenderEvent.id) > after)
         .where(~exists().where(col(EventMatch.event_id) == col(TenderEvent.id)))
         .order_by(col(TenderEvent.id))
         .limit(limit)
     ).all()
-    if not events:
-        return 0
-    subscribers = active_subscribers(session)
+
+
+def _match_round(session: Session, matcher: _Matcher, events: Sequence[TenderEvent], moment: datetime) -> int:
+    """Plan, insert and record the alerts of ``events``; returns how many alerts were created."""
     tenders = _load_tenders(session, events)
 
     def logical_id(event: TenderEvent) -> int | None:
@@ -756,7 +799,7 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
         return (logical or tender).id
 
     later = {logical_id(e) for e in events if e.kind != EventKind.NEW}
-    matcher = _Matcher(subscribers, _alerted_profiles(session, (i for i in later if i is not None)), moment)
+    matcher.alerted = _alerted_profiles(session, (i for i in later if i is not None))
     batch = _Batch(moment)
     for event in events:
         target = logical_id(event)
@@ -767,6 +810,4 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
         assert event.id is not None
         session.add(EventMatch(event_id=event.id, matched_at=moment, alerts=created.get(event.id, 0)))
     session.flush()
-    total = sum(created.values())
-    log.info("matched %d events into %d alerts", len(events), total)
-    return total
+    return sum(created.values())

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
-from tenderwatch.alerts.matching import match_new_events
+from tenderwatch.alerts.matching import MATCH_CHUNK, match_new_events
 from tenderwatch.storage.alert_state import EventMatch
 from tenderwatch.storage.outbox import Alert, Delivery
 from tests.alerts import factories as f
@@ -25,13 +26,15 @@ def subscribe(engine: Engine) -> None:
         f.profile(session, company, name="everything")
 
 
-def test_new_and_changed_event_in_one_batch_give_a_new_and_a_change_alert(engine: Engine) -> None:
+@pytest.mark.parametrize("chunk", [MATCH_CHUNK, 1], ids=["one round", "a round per event"])
+def test_new_and_changed_event_in_one_batch_give_a_new_and_a_change_alert(engine: Engine, chunk: int) -> None:
+    """With one event per round, the change event sees the profiles alerted by the earlier round."""
     subscribe(engine)
     with Session(engine) as session, session.begin():
         f.store(session, f.tender_item("N1", deadline_at=datetime(2026, 9, 20, tzinfo=UTC)))
         f.store(session, f.tender_item("N1", deadline_at=datetime(2026, 9, 27, tzinfo=UTC)))
         f.store(session, f.tender_item("N2", title="Cryostat for a magnet"))
-        assert match_new_events(session, now=T0) == 6
+        assert match_new_events(session, now=T0, chunk=chunk) == 6
     with Session(engine) as session:
         alerts = session.exec(select(Alert).order_by(col(Alert.id))).all()
         kinds = sorted((a.profile_id, a.kind, a.tender_id) for a in alerts)
@@ -59,3 +62,14 @@ def test_rematching_the_same_events_creates_nothing(engine: Engine) -> None:
     with Session(engine) as session:
         assert len(session.exec(select(Alert)).all()) == 2
         assert len(session.exec(select(Delivery)).all()) == 4
+
+
+def test_limit_counts_events_across_rounds(engine: Engine) -> None:
+    subscribe(engine)
+    with Session(engine) as session, session.begin():
+        for ref in ("L1", "L2", "L3"):
+            f.store(session, f.tender_item(ref))
+        assert match_new_events(session, now=T0, limit=2, chunk=1) == 4  # "lasers" + "everything", twice
+        assert len(session.exec(select(EventMatch)).all()) == 2
+        assert match_new_events(session, now=T0, chunk=1) == 2  # the third event, in a later call
+        assert len(session.exec(select(EventMatch)).all()) == 3
