@@ -92,7 +92,7 @@ def _last_run(engine: Engine) -> Any:
 
 # --- subscribers --------------------------------------------------------------------------------------------
 
-KEYWORD_SETS = (
+KEYWORD_SETS: tuple[list[str], ...] = (
     ["laser"],
     ["femtosecond laser", "fibre laser"],
     ["optical", "mirror"],
@@ -104,8 +104,13 @@ KEYWORD_SETS = (
     ["wavefront sensor"],
     [],
 )
-CATEGORY_SETS = (["laser_photonics"], ["engineering"], [], ["laser_photonics", "engineering"])
-SOURCE_SETS = ([], ["esa"], ["ted"], ["esa", "ted", "cern"])
+CATEGORY_SETS: tuple[list[str], ...] = (
+    ["laser_photonics"],
+    ["engineering"],
+    [],
+    ["laser_photonics", "engineering"],
+)
+SOURCE_SETS: tuple[list[str], ...] = ([], ["esa"], ["ted"], ["esa", "ted", "cern"])
 FREQUENCIES = ("instant", "daily", "weekly")
 
 
