@@ -73,3 +73,19 @@ def test_limit_counts_events_across_rounds(engine: Engine) -> None:
         assert len(session.exec(select(EventMatch)).all()) == 2
         assert match_new_events(session, now=T0, chunk=1) == 2  # the third event, in a later call
         assert len(session.exec(select(EventMatch)).all()) == 3
+
+
+def test_without_profiles_events_are_recorded_without_loading_tenders(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenderwatch.alerts import matching
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("tenders loaded although no profile can match")
+
+    monkeypatch.setattr(matching, "_load_tenders", refuse)
+    with Session(engine) as session, session.begin():
+        f.store(session, f.tender_item("P1"))
+        f.store(session, f.tender_item("P2"))
+        assert match_new_events(session, now=T0) == 0
+        assert [m.alerts for m in session.exec(select(EventMatch))] == [0, 0]
