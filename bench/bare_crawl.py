@@ -36,7 +36,7 @@ class BareSpider(scrapy.Spider):
         if self.urls:
             yield scrapy.Request(self.urls[0], cb_kwargs={"index": 0}, dont_filter=True)
 
-    def parse(self, response: Response, index: int) -> Iterator[scrapy.Request]:  # type: ignore[override]
+    def parse(self, response: Response, index: int) -> Iterator[scrapy.Request]:
         self.pages += 1
         self.bytes += len(response.body)
         if index + 1 < len(self.urls):
@@ -52,6 +52,7 @@ def main() -> None:
     process.crawl(crawler, urls=urls)
     process.start()
     spider = crawler.spider
+    assert isinstance(spider, BareSpider)
     print(json.dumps({"pages": spider.pages, "bytes": spider.bytes}))
 
 
