@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,26 +122,57 @@ class Measured:
     stderr: str
 
 
+#: Runs the measured command as its child and writes that child's ``os.wait4`` usage to a JSON file.
+#: Linux carries the peak RSS of the address space a process was forked from across ``execve`` into its
+#: ``ru_maxrss``, so a command spawned straight from the bench process (which holds the bench portal's
+#: generated tenders, 200+ MB at full scale) reported the bench's own size as its peak. Spawned from this
+#: small stdlib-only launcher (``python -S``, ~10 MB), the command's ``ru_maxrss`` is its own peak.
+_LAUNCHER = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump({"returncode": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss,
+               "cpu": usage.ru_utime + usage.ru_stime}, out)
+"""
+
+
 def run_measured(args: list[str], env: dict[str, str], timeout: float = 900) -> Measured:
-    """Run a subprocess; wall time, CPU time and peak RSS of exactly that process (``os.wait4``)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run a subprocess; wall time, CPU time and peak RSS of exactly that process (``os.wait4`` in a
+    small launcher, see ``_LAUNCHER``; the launcher's own usage is not counted)."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        usage_file = Path(tmp) / "usage.json"
+        command = [PYTHON, "-S", "-c", _LAUNCHER, str(usage_file), _executable(args[0]), *args[1:]]
         start = time.perf_counter()
-        proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=out, stderr=err, cwd=str(REPO))
-        timer = threading.Timer(timeout, lambda: os.kill(proc.pid, signal.SIGKILL))
+        proc = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=out, stderr=err, cwd=str(REPO), start_new_session=True
+        )
+        # the launcher leads its own process group: a timeout kills it and the measured command together
+        timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
         timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            _, status, launcher = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
+        measured = _usage(usage_file, proc.returncode, launcher)
         out.seek(0)
         err.seek(0)
         return Measured(
             wall=wall,
-            cpu=usage.ru_utime + usage.ru_stime,
-            maxrss_mb=usage.ru_maxrss / 1024,
-            returncode=proc.returncode,
+            cpu=measured["cpu"],
+            maxrss_mb=measured["maxrss_kb"] / 1024,
+            returncode=measured["returncode"],
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
         )
@@ -148,9 +180,28 @@ def run_measured(args: list[str], env: dict[str, str], timeout: float = 900) -> 
 
 def clear_http_cache(data_dir: Path) -> None:
     """Forget the crawls' stored pages (``<data_dir>/httpcache``) so the next crawl is a first crawl."""
-    import shutil
-
     shutil.rmtree(data_dir / "httpcache", ignore_errors=True)
+
+
+def _executable(name: str) -> str:
+    """``execv`` takes a path, not a name looked up on PATH."""
+    found = name if os.sep in name else shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(name)
+    return found
+
+
+def _usage(path: Path, returncode: int, launcher: Any) -> dict[str, Any]:
+    """The measured command's usage as the launcher wrote it; the launcher's own when it was killed first
+    (a timeout), where the peak may include the bench process's size and the command's exit is unknown."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {
+            "returncode": returncode,
+            "maxrss_kb": launcher.ru_maxrss,
+            "cpu": launcher.ru_utime + launcher.ru_stime,
+        }
 
 
 def crawl_env(db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:

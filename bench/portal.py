@@ -103,7 +103,8 @@ class BenchPortal:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"  # an IPv4 server's host is a str (typeshed allows bytes)
+        assert isinstance(host, str)  # an AF_INET server's address
+        return f"http://{host}:{port}"
 
     def start(self) -> BenchPortal:
         self.thread.start()

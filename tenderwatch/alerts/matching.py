@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, text
+from sqlalchemy.orm import defer
 from sqlmodel import Session, SQLModel, col, select
 
 from tenderwatch.dates import now_utc
@@ -643,13 +644,24 @@ class _Batch:
 def _load_tenders(session: Session, events: Sequence[TenderEvent]) -> dict[int, Tender]:
     """The events' tenders and their canonical tenders, in two queries."""
     ids = {event.tender_id for event in events}
-    tenders = {t.id or 0: t for t in session.exec(select(Tender).where(col(Tender.id).in_(ids)))}
+    tenders = {t.id or 0: t for t in session.exec(_tender_query(ids))}
     canonical = {t.canonical_id for t in tenders.values() if t.canonical_id and t.canonical_id not in tenders}
     if canonical:
-        tenders.update(
-            (t.id or 0, t) for t in session.exec(select(Tender).where(col(Tender.id).in_(canonical)))
-        )
+        tenders.update((t.id or 0, t) for t in session.exec(_tender_query(canonical)))
     return tenders
+
+
+#: tender columns matching never reads: the portal's raw record and the classifier's explanation are most
+#: of a loaded row's memory (several kB of JSON each), so they stay unloaded (deferred, not dropped)
+_UNUSED_BY_MATCHING = ("raw", "why")
+
+
+def _tender_query(ids: Iterable[int]) -> Any:
+    return (
+        select(Tender)
+        .where(col(Tender.id).in_(list(ids)))
+        .options(*(defer(getattr(Tender, name)) for name in _UNUSED_BY_MATCHING))
+    )
 
 
 def _alerted_profiles(session: Session, tender_ids: Iterable[int]) -> dict[int, set[int]]:
@@ -674,12 +686,12 @@ class _Matcher:
     the profiles already alerted about them; only those events read it, so other tenders are not tracked.
     """
 
-    def __init__(self, subscribers: list[_Subscriber], alerted: dict[int, set[int]], now: datetime) -> None:
+    def __init__(self, subscribers: list[_Subscriber], now: datetime) -> None:
         self.subscribers = subscribers
         self.index = ProfileIndex([compile_profile(s.profile) for s in subscribers])
         self.position = {s.profile.id: i for i, s in enumerate(subscribers)}
         self.profile_ids = [s.profile_id for s in subscribers]
-        self.alerted = alerted
+        self.alerted: dict[int, set[int]] = {}  # set per round (see :func:`_plan_and_insert`)
         self.now = now
 
     def plan(self, batch: _Batch, event: TenderEvent, tender: Tender, logical_id: int) -> None:
@@ -798,36 +810,70 @@ def serialize_matching(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MATCHING_LOCK_KEY})
 
 
-def _record_matched(
-    session: Session, events: Sequence[TenderEvent], created: dict[int, int], now: datetime
-) -> None:
-    """Mark ``events`` processed, with the number of alerts each created."""
-    for event in events:
-        assert event.id is not None
-        session.add(EventMatch(event_id=event.id, matched_at=now, alerts=created.get(event.id, 0)))
-    session.flush()
+#: events matched per round inside one ``match_new_events`` call: bounds what is held at once (the events'
+#: tenders, their logical tenders' alerted profiles) so the post-crawl hook does not raise the crawl
+#: process's peak memory; planned alerts are bounded separately by :data:`FLUSH_ALERTS`
+MATCH_CHUNK = 250
 
 
-def match_new_events(session: Session, *, now: datetime | None = None, limit: int = 5000) -> int:
+def match_new_events(
+    session: Session, *, now: datetime | None = None, limit: int = 5000, chunk: int = MATCH_CHUNK
+) -> int:
     """Turn every not-yet-matched tender event into alerts; returns the number of alerts created.
 
     Idempotent twice over: processed events are recorded in ``event_match``, and alerts are unique on
-    (profile, tender, kind, version), so a crash between the two only re-derives the same alerts.
+    (profile, tender, kind, version), so a crash between the two only re-derives the same alerts. Events are
+    taken ``chunk`` at a time in id order within the one transaction; a later round sees the alerts of the
+    earlier ones in the database, as a single round sees them in its batch. Profiles are loaded and indexed
+    once per call, and only when there is an event to match.
     """
     moment = now or now_utc()
     serialize_matching(session)
-    events = session.exec(
+    matcher: _Matcher | None = None
+    total = done = 0
+    after = 0
+    with bulk.roomy_cache(session):
+        while done < limit:
+            events = _unmatched_events(session, after, min(chunk, limit - done))
+            if not events:
+                break
+            if matcher is None:
+                matcher = _Matcher(active_subscribers(session), moment)
+            total += _match_round(session, matcher, events, moment)
+            done += len(events)
+            after = events[-1].id or 0
+    if done:
+        log.info("matched %d events into %d alerts", done, total)
+    return total
+
+
+def _unmatched_events(session: Session, after: int, limit: int) -> Sequence[TenderEvent]:
+    """The next ``limit`` events (id above ``after``) without an ``event_match`` row, in id order."""
+    return session.exec(
         select(TenderEvent)
+        .where(col(TenderEvent.id) > after)
         .where(~exists().where(col(EventMatch.event_id) == col(TenderEvent.id)))
         .order_by(col(TenderEvent.id))
         .limit(limit)
     ).all()
-    if not events:
-        return 0
-    subscribers = active_subscribers(session)
-    if not subscribers:  # nobody to alert: mark the events matched without loading their tenders
-        _record_matched(session, events, {}, moment)
-        return 0
+
+
+def _match_round(session: Session, matcher: _Matcher, events: Sequence[TenderEvent], moment: datetime) -> int:
+    """Plan, insert and record the alerts of ``events``; returns how many alerts were created."""
+    # without any active profile nothing can match: the events are only recorded as matched (loading and
+    # tokenising their tenders was a tenth of a first crawl's CPU)
+    created = _plan_and_insert(session, matcher, events, moment) if matcher.subscribers else {}
+    for event in events:
+        assert event.id is not None
+        session.add(EventMatch(event_id=event.id, matched_at=moment, alerts=created.get(event.id, 0)))
+    session.flush()
+    return sum(created.values())
+
+
+def _plan_and_insert(
+    session: Session, matcher: _Matcher, events: Sequence[TenderEvent], moment: datetime
+) -> dict[int, int]:
+    """The alerts of ``events``, inserted every :data:`FLUSH_ALERTS`; the number created per event id."""
     tenders = _load_tenders(session, events)
 
     def logical_id(event: TenderEvent) -> int | None:
@@ -840,18 +886,14 @@ def match_new_events(session: Session, *, now: datetime | None = None, limit: in
     later = {i for i in (logical_id(e) for e in events if e.kind != EventKind.NEW) if i is not None}
     alerted: dict[int, set[int]] = {i: set() for i in later}
     alerted.update(_alerted_profiles(session, later))
-    matcher = _Matcher(subscribers, alerted, moment)
-    batch = _Batch(session, subscribers, moment)
+    matcher.alerted = alerted
+    batch = _Batch(session, matcher.subscribers, moment)
     created: dict[int, int] = {}
-    with bulk.roomy_cache(session):
-        for event in events:
-            target = logical_id(event)
-            if target is not None:
-                matcher.plan(batch, event, tenders[event.tender_id], target)
-            if len(batch.planned) >= FLUSH_ALERTS:
-                _count_into(created, _insert_batch(session, batch))
-        _count_into(created, _insert_batch(session, batch))
-    _record_matched(session, events, created, moment)
-    total = sum(created.values())
-    log.info("matched %d events into %d alerts", len(events), total)
-    return total
+    for event in events:
+        target = logical_id(event)
+        if target is not None:
+            matcher.plan(batch, event, tenders[event.tender_id], target)
+        if len(batch.planned) >= FLUSH_ALERTS:
+            _count_into(created, _insert_batch(session, batch))
+    _count_into(created, _insert_batch(session, batch))
+    return created

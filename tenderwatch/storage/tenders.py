@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, tuple_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from tenderwatch.config import get_settings
@@ -141,7 +141,13 @@ def _existing(session: Session, items: Sequence[TenderItem]) -> dict[tuple[str, 
     keys = list({(item.source, item.source_id) for item in items})
     if not keys:
         return {}
-    rows = session.exec(select(Tender).where(tuple_(col(Tender.source), col(Tender.source_id)).in_(keys)))
+    by_source: dict[str, list[str]] = {}
+    for source, source_id in keys:
+        by_source.setdefault(source, []).append(source_id)
+    # ``source = ? AND source_id IN (…)`` per source seeks the unique (source, source_id) index; a row-value
+    # ``(source, source_id) IN (…)`` made SQLite scan the whole index for every batch (O(N²) over a crawl)
+    wanted = [and_(col(Tender.source) == s, col(Tender.source_id).in_(ids)) for s, ids in by_source.items()]
+    rows = session.exec(select(Tender).where(or_(*wanted)))
     found = {(row.source, row.source_id): row for row in rows}
     aliases = calls.notice_aliases(session, [key for key in keys if key not in found])
     for key, tender_id in aliases.items():

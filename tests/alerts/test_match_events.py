@@ -9,7 +9,7 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from tenderwatch.alerts import matching
-from tenderwatch.alerts.matching import match_new_events, next_send_time
+from tenderwatch.alerts.matching import MATCH_CHUNK, match_new_events, next_send_time
 from tenderwatch.storage.alert_state import EventMatch
 from tenderwatch.storage.outbox import Alert, Delivery
 from tenderwatch.storage.subscriptions import Company, Profile
@@ -28,18 +28,20 @@ def subscribe(engine: Engine) -> None:
         f.profile(session, company, name="everything")
 
 
+@pytest.mark.parametrize("chunk", [MATCH_CHUNK, 1], ids=["one round", "a round per event"])
 @pytest.mark.parametrize("flush_every", [1, 4, matching.FLUSH_ALERTS])
 def test_new_and_changed_event_in_one_batch_give_a_new_and_a_change_alert(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch, flush_every: int
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, flush_every: int, chunk: int
 ) -> None:
-    """The same alerts whether the batch is inserted at the end or in pieces between events."""
+    """The same alerts whether the batch is inserted at the end or in pieces between events, and with one
+    event per round (the change event then sees the profiles alerted by the earlier round)."""
     monkeypatch.setattr(matching, "FLUSH_ALERTS", flush_every)
     subscribe(engine)
     with Session(engine) as session, session.begin():
         f.store(session, f.tender_item("N1", deadline_at=datetime(2026, 9, 20, tzinfo=UTC)))
         f.store(session, f.tender_item("N1", deadline_at=datetime(2026, 9, 27, tzinfo=UTC)))
         f.store(session, f.tender_item("N2", title="Cryostat for a magnet"))
-        assert match_new_events(session, now=T0) == 6
+        assert match_new_events(session, now=T0, chunk=chunk) == 6
     with Session(engine) as session:
         alerts = session.exec(select(Alert).order_by(col(Alert.id))).all()
         kinds = sorted((a.profile_id, a.kind, a.tender_id) for a in alerts)
@@ -98,3 +100,30 @@ def test_rematching_the_same_events_creates_nothing(engine: Engine) -> None:
     with Session(engine) as session:
         assert len(session.exec(select(Alert)).all()) == 2
         assert len(session.exec(select(Delivery)).all()) == 4
+
+
+def test_limit_counts_events_across_rounds(engine: Engine) -> None:
+    subscribe(engine)
+    with Session(engine) as session, session.begin():
+        for ref in ("L1", "L2", "L3"):
+            f.store(session, f.tender_item(ref))
+        assert match_new_events(session, now=T0, limit=2, chunk=1) == 4  # "lasers" + "everything", twice
+        assert len(session.exec(select(EventMatch)).all()) == 2
+        assert match_new_events(session, now=T0, chunk=1) == 2  # the third event, in a later call
+        assert len(session.exec(select(EventMatch)).all()) == 3
+
+
+def test_without_profiles_events_are_recorded_without_loading_tenders(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenderwatch.alerts import matching
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("tenders loaded although no profile can match")
+
+    monkeypatch.setattr(matching, "_load_tenders", refuse)
+    with Session(engine) as session, session.begin():
+        f.store(session, f.tender_item("P1"))
+        f.store(session, f.tender_item("P2"))
+        assert match_new_events(session, now=T0) == 0
+        assert [m.alerts for m in session.exec(select(EventMatch))] == [0, 0]
