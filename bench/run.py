@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -96,7 +97,7 @@ def main() -> None:
     write_results(
         figures,
         machine,
-        ctx,
+        ctx.scale,
         out_dir,
         elapsed=time.perf_counter() - started,
         analysis=analysis,
@@ -107,5 +108,26 @@ def main() -> None:
     ctx.say(f"wrote {out_dir / 'results.md'} and results.json in {time.perf_counter() - started:.0f} s")
 
 
+def render(out_dir: Path) -> None:
+    """``python -m bench.run --render``: rewrite results.md from results.json and the current analysis.md,
+    measuring nothing — for when the hand-written analysis changes after a run."""
+    data = json.loads((out_dir / "results.json").read_text())
+    write_results(
+        [Figure.from_json(row) for row in data["figures"]],
+        data["machine"],
+        float(data["scale"]),
+        out_dir,
+        elapsed=float(data["elapsed_seconds"]),
+        analysis=ANALYSIS_FILE.read_text() if ANALYSIS_FILE.exists() else "",
+        profile=str(data.get("ingest_profile") or ""),
+        merged=bool(data.get("merged", False)),
+        full_run=float(data.get("full_run_seconds") or 0),
+        date=str(data["date"]),
+    )
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--render"]:
+        render(Path(os.environ.get("BENCH_OUT") or BENCH_DIR))
+    else:
+        main()

@@ -165,3 +165,14 @@ def test_make_bench_at_tiny_scale_writes_both_files(tmp_path: Path) -> None:
     text = (tmp_path / "results.md").read_text()
     assert "| figure | value | baseline | ratio | target | verdict | date |" in text
     assert "P1 ingest (SQLite)" in text
+    # --render rebuilds the same results.md from results.json alone (nothing measured again)
+    rendered = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--render"],
+        env=env,
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    assert (tmp_path / "results.md").read_text() == text
